@@ -1,0 +1,36 @@
+"""Connections to PostgreSQL, and the embedded server used when no DSN is configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio.to_thread
+import asyncpg
+
+
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose sessions identify themselves in `pg_stat_activity`."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"application_name": "sfstripe"},
+    )
+    return pool
+
+
+async def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the PostgreSQL server kept in `data_dir` and return its DSN.
+
+    pgserver counts the processes using one data folder and stops the server when the last one
+    exits, so `sfstripe log` can join a running daemon's database.
+    """
+    import pgserver  # imported here: a configured DSN never needs it
+
+    def start() -> str:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(data_dir.resolve())
+        uri: str = server.get_uri()
+        return uri
+
+    return await anyio.to_thread.run_sync(start)

@@ -1,0 +1,290 @@
+"""The event log: batch appends with dedupe and per-customer seq, reads, links, positions.
+
+Appends take the `log_head` row lock first and hold it until commit. That one lock makes offsets
+commit-ordered (a reader that saw offset N never later finds a new row at or below N), makes
+duplicate detection exact and lets seq be gapless per customer. Offsets and seqs are computed in
+Python under the lock and rows go in with binary COPY, the cheapest way into PostgreSQL; batching
+keeps the lock's cost per event small.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from state.records import AppendResult, LoggedEvent, NewEvent, SourcePosition, Stored
+from state.sql import query
+
+NOTIFY_CHANNEL = "sfstripe_log"
+MARKER_SOURCE = "sfstripe"
+ALIAS_SEPARATOR = ":"
+
+_COPY_COLUMNS = (
+    "log_offset",
+    "customer",
+    "seq",
+    "source",
+    "source_event_id",
+    "type",
+    "object_type",
+    "object_id",
+    "occurred_at",
+    "payload",
+)
+
+Key = tuple[str, str]
+
+
+class AliasConflict(Exception):
+    """An alias is already linked to another customer; relinking would rewrite history."""
+
+
+class _Memory:
+    """What this process knows from its own commits, so appends skip most look-ups.
+
+    `last_seq` is trusted only while the log head is the one this process left behind (nobody
+    else appended since); `stored` keys stay true forever (events are never deleted), so they
+    answer most duplicate questions without the database. Both are bounded.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.head: int | None = None
+        self.last_seq: OrderedDict[str, int] = OrderedDict()
+        self.stored: OrderedDict[Key, None] = OrderedDict()
+
+    def remember(self, head: int, seqs: dict[str, int], keys: list[Key]) -> None:
+        self.head = head
+        for customer, seq in seqs.items():
+            self.last_seq[customer] = seq
+            self.last_seq.move_to_end(customer)
+        for key in keys:
+            self.stored[key] = None
+        while len(self.last_seq) > self.capacity:
+            self.last_seq.popitem(last=False)
+        while len(self.stored) > self.capacity:
+            self.stored.popitem(last=False)
+
+
+class _Plan:
+    """One append worked out under the head lock: the rows to copy and what each input became."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[object, ...]] = []
+        self.outcomes: list[Stored | None] = []
+        self.seqs: dict[str, int] = {}
+        self.keys: list[Key] = []
+
+
+def _plan(
+    events: Sequence[NewEvent],
+    head: int,
+    known: set[Key],
+    resolved: dict[str, str],
+    last_seq: dict[str, int],
+) -> _Plan:
+    plan = _Plan()
+    seen = set(known)
+    offset = head
+    for e in events:
+        key = (e.source, e.source_event_id)
+        if key in seen:
+            plan.outcomes.append(None)
+            continue
+        seen.add(key)
+        customer = resolved.get(e.customer, e.customer)
+        offset += 1
+        seq = plan.seqs[customer] = plan.seqs.get(customer, last_seq[customer]) + 1
+        plan.outcomes.append(Stored(offset, customer, seq))
+        plan.keys.append(key)
+        plan.records.append(
+            (
+                offset,
+                customer,
+                seq,
+                e.source,
+                e.source_event_id,
+                e.type,
+                e.object_type,
+                e.object_id,
+                e.occurred_at,
+                e.payload,
+            )
+        )
+    return plan
+
+
+async def _append_locked(
+    conn: asyncpg.Connection,
+    events: Sequence[NewEvent],
+    positions: Sequence[SourcePosition],
+    memory: _Memory,
+) -> tuple[_Plan, int]:
+    head: int = await conn.fetchval(query("lock_head"))
+    aliases = list({e.customer for e in events if ALIAS_SEPARATOR in e.customer})
+    resolved: dict[str, str] = {}
+    if aliases:
+        resolved = dict(await conn.fetch(query("resolve_aliases"), aliases))
+    customers = {resolved.get(e.customer, e.customer) for e in events}
+    trusted = memory.head == head
+    last_seq = {c: memory.last_seq[c] for c in customers if trusted and c in memory.last_seq}
+    missing = [c for c in customers if c not in last_seq]
+    if missing:
+        last_seq.update(dict(await conn.fetch(query("last_seqs"), missing)))
+    known = {(e.source, e.source_event_id) for e in events} & memory.stored.keys()
+    plan = _plan(events, head, known, resolved, last_seq)
+    if plan.records:
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "events", records=plan.records, columns=_COPY_COLUMNS
+                )
+        except asyncpg.UniqueViolationError:
+            # Something this process has not seen is stored already: ask, then copy the rest.
+            rows = await conn.fetch(
+                query("stored_keys"),
+                [source for source, _ in plan.keys],
+                [event_id for _, event_id in plan.keys],
+            )
+            known |= {(row["source"], row["source_event_id"]) for row in rows}
+            plan = _plan(events, head, known, resolved, last_seq)
+            if plan.records:
+                await conn.copy_records_to_table(
+                    "events", records=plan.records, columns=_COPY_COLUMNS
+                )
+    latest = {(p.source, p.channel): p.position for p in positions}
+    new_head = head + len(plan.records)
+    await conn.execute(
+        query("finish_append"),
+        new_head,
+        [source for source, _ in latest],
+        [channel for _, channel in latest],
+        list(latest.values()),
+        head,
+    )
+    return plan, new_head
+
+
+def marker(customer: str, marker_id: str, type_: str, body: object) -> NewEvent:
+    """An event sfstripe writes itself (link, gap, replay...): source `sfstripe`."""
+    return NewEvent(
+        customer=customer,
+        source=MARKER_SOURCE,
+        source_event_id=marker_id,
+        type=type_,
+        occurred_at=datetime.now(UTC),
+        payload=msgspec.json.encode(body).decode(),
+    )
+
+
+def _record(row: asyncpg.Record) -> LoggedEvent:
+    return LoggedEvent(
+        offset=row["log_offset"],
+        customer=row["customer"],
+        seq=row["seq"],
+        source=row["source"],
+        source_event_id=row["source_event_id"],
+        type=row["type"],
+        object_type=row["object_type"],
+        object_id=row["object_id"],
+        occurred_at=row["occurred_at"],
+        ingested_at=row["ingested_at"],
+        payload=row["payload"],
+    )
+
+
+class EventLog:
+    """The log's API over a connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, memory_capacity: int = 200_000) -> None:
+        self._pool = pool
+        self._memory = _Memory(memory_capacity)
+
+    async def append(
+        self, events: Sequence[NewEvent], positions: Sequence[SourcePosition] = ()
+    ) -> AppendResult:
+        """Append a batch, in order, and the positions it covers, in one transaction.
+
+        Inputs already stored (by any path, in any stream) are reported as None and cost no row.
+        """
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                plan, new_head = await _append_locked(conn, events, positions, self._memory)
+        except BaseException:
+            self._memory.head = None  # the commit's fate is unknown: trust nothing cached
+            raise
+        self._memory.remember(new_head, plan.seqs, plan.keys)
+        return AppendResult(plan.outcomes)
+
+    async def link(self, alias: str, customer: str) -> bool:
+        """Send an alias's future events (e.g. `stripe:cus_...`) to `customer`'s stream.
+
+        When the alias already has a stream, a `sfstripe.link` marker closes it and another, in the
+        customer's stream, names the closing marker's seq: a handler on the customer's stream
+        finishes the alias stream through that seq before going past the marker.
+        Returns False when the alias was already linked to this customer.
+        """
+        if ALIAS_SEPARATOR not in alias:
+            raise ValueError(f"an alias has a kind prefix such as 'stripe:': {alias!r}")
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(query("lock_head"))
+            current = await conn.fetchval(query("resolve_alias"), alias)
+            if current is not None:
+                if current != customer:
+                    raise AliasConflict(f"{alias} is linked to {current}, not {customer}")
+                return False
+            alias_seq = dict(await conn.fetch(query("last_seqs"), [alias]))[alias]
+            body = {"alias": alias, "customer": customer, "alias_last_seq": alias_seq + 1}
+            memory = _Memory(0)  # link is rare: plan from the database alone
+            if alias_seq:
+                closing = marker(alias, f"link:{alias}:closed", "sfstripe.link", body)
+                await _append_locked(conn, [closing], (), memory)
+            await conn.execute(query("link_alias"), alias, customer)
+            if alias_seq:
+                joined = marker(customer, f"link:{alias}:joined", "sfstripe.link", body)
+                await _append_locked(conn, [joined], (), memory)
+        self._memory.head = None
+        return True
+
+    async def resolve(self, alias: str) -> str | None:
+        async with self._pool.acquire() as conn:
+            customer: str | None = await conn.fetchval(query("resolve_alias"), alias)
+            return customer
+
+    async def read(
+        self, after_offset: int, limit: int, to_offset: int | None = None
+    ) -> list[LoggedEvent]:
+        """Events with `after_offset < offset <= to_offset`, in offset order."""
+        upper = to_offset if to_offset is not None else 2**63 - 1
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("read_from_offset"), after_offset, upper, limit)
+        return [_record(row) for row in rows]
+
+    async def read_customer(self, customer: str, after_seq: int, limit: int) -> list[LoggedEvent]:
+        """One customer's events with seq > `after_seq`, in seq order."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("read_customer"), customer, after_seq, limit)
+        return [_record(row) for row in rows]
+
+    async def summary(self) -> tuple[int, datetime | None]:
+        """The head offset and when the newest event was committed."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(query("log_summary"))
+        assert row is not None
+        return row["head"], row["last_ingested_at"]
+
+    async def position(self, source: str, channel: str) -> str | None:
+        async with self._pool.acquire() as conn:
+            value: str | None = await conn.fetchval(query("get_position"), source, channel)
+            return value
+
+    async def positions(self) -> list[tuple[SourcePosition, datetime]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("list_positions"))
+        return [
+            (SourcePosition(r["source"], r["channel"], r["position"]), r["updated_at"]) for r in rows
+        ]

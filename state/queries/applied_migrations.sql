@@ -1,0 +1,1 @@
+SELECT number FROM schema_migrations ORDER BY number

@@ -1,0 +1,1 @@
+INSERT INTO identity_links (alias, customer) VALUES ($1, $2)

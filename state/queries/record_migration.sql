@@ -1,0 +1,1 @@
+INSERT INTO schema_migrations (number, name) VALUES ($1, $2)

@@ -1,0 +1,1 @@
+SELECT customer FROM identity_links WHERE alias = $1

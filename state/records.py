@@ -1,0 +1,67 @@
+"""The shapes that cross the log's boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Source = Literal["salesforce", "stripe", "sfstripe"]
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event as a source hands it over; `payload` is the raw JSON text, stored as jsonb."""
+
+    customer: str
+    source: Source
+    source_event_id: str
+    type: str
+    occurred_at: datetime
+    payload: str
+    object_type: str | None = None
+    object_id: str | None = None
+
+
+class LoggedEvent(msgspec.Struct, frozen=True):
+    """A committed row of the log. The payload stays JSON text: readers decode only what they use."""
+
+    offset: int
+    customer: str
+    seq: int
+    source: Source
+    source_event_id: str
+    type: str
+    object_type: str | None
+    object_id: str | None
+    occurred_at: datetime
+    ingested_at: datetime
+    payload: str
+
+
+class SourcePosition(msgspec.Struct, frozen=True):
+    """How far one source connection has been committed (a replay id, a cursor)."""
+
+    source: str
+    channel: str
+    position: str
+
+
+class Stored(msgspec.Struct, frozen=True):
+    offset: int
+    customer: str
+    seq: int
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """One entry per appended input, in input order: where it was stored, or None for a duplicate."""
+
+    outcomes: list[Stored | None]
+
+    @property
+    def stored(self) -> list[Stored]:
+        return [outcome for outcome in self.outcomes if outcome is not None]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(outcome is None for outcome in self.outcomes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import anyio.to_thread
@@ -25,11 +27,15 @@ async def start_embedded(data_dir: Path) -> str:
     pgserver counts the processes using one data folder and stops the server when the last one
     exits, so `sfstripe log` can join a running daemon's database.
     """
-    import pgserver  # imported here: a configured DSN never needs it
-
     def start() -> str:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(data_dir.resolve())
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers): harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver  # imported here: a configured DSN never needs it
+
+            logging.getLogger("pgserver").setLevel(logging.WARNING)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            server = pgserver.get_server(data_dir.resolve())
         uri: str = server.get_uri()
         return uri
 

@@ -71,7 +71,8 @@ class _Memory:
 
 
 class _Plan:
-    """One append worked out under the head lock: the rows to copy and what each input became."""
+    """One append worked out under the head lock: the rows to copy, what each input became,
+    and every touched customer's last seq once it commits."""
 
     def __init__(self) -> None:
         self.records: list[tuple[object, ...]] = []
@@ -88,6 +89,7 @@ def _plan(
     last_seq: dict[str, int],
 ) -> _Plan:
     plan = _Plan()
+    plan.seqs = dict(last_seq)
     seen = set(known)
     offset = head
     for e in events:
@@ -98,7 +100,7 @@ def _plan(
         seen.add(key)
         customer = resolved.get(e.customer, e.customer)
         offset += 1
-        seq = plan.seqs[customer] = plan.seqs.get(customer, last_seq[customer]) + 1
+        seq = plan.seqs[customer] = plan.seqs[customer] + 1
         plan.outcomes.append(Stored(offset, customer, seq))
         plan.keys.append(key)
         plan.records.append(
@@ -130,8 +132,9 @@ async def _append_locked(
     if aliases:
         resolved = dict(await conn.fetch(query("resolve_aliases"), aliases))
     customers = {resolved.get(e.customer, e.customer) for e in events}
-    trusted = memory.head == head
-    last_seq = {c: memory.last_seq[c] for c in customers if trusted and c in memory.last_seq}
+    if memory.head != head:
+        memory.last_seq.clear()  # someone else appended since: every remembered seq is suspect
+    last_seq = {c: memory.last_seq[c] for c in customers if c in memory.last_seq}
     missing = [c for c in customers if c not in last_seq]
     if missing:
         last_seq.update(dict(await conn.fetch(query("last_seqs"), missing)))
@@ -268,6 +271,16 @@ class EventLog:
         """One customer's events with seq > `after_seq`, in seq order."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(query("read_customer"), customer, after_seq, limit)
+        return [_record(row) for row in rows]
+
+    async def read_customer_after_offset(
+        self, customer: str, after_offset: int, limit: int
+    ) -> list[LoggedEvent]:
+        """One customer's events with offset > `after_offset`, in order."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                query("read_customer_from_offset"), customer, after_offset, limit
+            )
         return [_record(row) for row in rows]
 
     async def summary(self) -> tuple[int, datetime | None]:

@@ -1,0 +1,1 @@
+"""The dispatch runtime and the sync handlers that turn logged events into effects."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics (`sfstripe_` prefix) and their exposition; usable by every package."""

@@ -1,0 +1,56 @@
+"""Every metric sfstripe records. Names carry the `sfstripe_` prefix and their unit."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from metrics.registry import REGISTRY
+
+BUILD_INFO = Info("sfstripe_build", "Version of the running sfstripe.", registry=REGISTRY)
+
+DATABASE_UP = Gauge(
+    "sfstripe_database_up",
+    "1 while PostgreSQL accepts commits, 0 while intake is paused for it.",
+    registry=REGISTRY,
+)
+LOG_HEAD = Gauge(
+    "sfstripe_log_head_offset", "Offset of the newest committed log event.", registry=REGISTRY
+)
+EVENTS_APPENDED = Counter(
+    "sfstripe_events_appended_total",
+    "Events committed to the log.",
+    ["source"],
+    registry=REGISTRY,
+)
+EVENTS_DUPLICATE = Counter(
+    "sfstripe_events_duplicate_total",
+    "Events handed to the log that were already stored (no new row).",
+    ["source"],
+    registry=REGISTRY,
+)
+APPEND_SECONDS = Histogram(
+    "sfstripe_append_batch_seconds",
+    "Time to commit one batch to the log.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+APPEND_FAILURES = Counter(
+    "sfstripe_append_failures_total",
+    "Batches the log refused, by reason (database_unavailable retries; rejected is permanent).",
+    ["reason"],
+    registry=REGISTRY,
+)
+INTAKE_QUEUE_FILL = Gauge(
+    "sfstripe_intake_queue_fill_ratio",
+    "How full the bounded queue in front of the log writer is (0..1).",
+    registry=REGISTRY,
+)
+COMPONENT_RESTARTS = Counter(
+    "sfstripe_component_restarts_total",
+    "Supervised components that crashed and were restarted.",
+    ["component"],
+    registry=REGISTRY,
+)
+READY = Gauge(
+    "sfstripe_ready", "1 while /readyz answers ready (can accept and commit).", registry=REGISTRY
+)

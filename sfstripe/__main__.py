@@ -1,0 +1,3 @@
+from sfstripe.cli import main
+
+main()

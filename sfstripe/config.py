@@ -1,0 +1,225 @@
+"""Settings from `SFSTRIPE_*` environment variables and an optional TOML file.
+
+Environment variables win over the file; the file's keys are the variable names without the
+prefix, in lower case. Every secret may instead be given as a file path in `<NAME>_FILE`
+(container secrets). Everything is validated at start-up and every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import msgspec
+
+from sfstripe.secrets import Secret
+
+PREFIX = "SFSTRIPE_"
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+
+Switch = Literal["auto", "on", "off"]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting sfstripe reads; field `x` is variable `SFSTRIPE_X`."""
+
+    database_url: Secret | None = None
+    data_dir: Path = Path(".sfstripe")
+    salesforce: Switch = "auto"
+    stripe: Switch = "auto"
+    sf_login_url: str = DEFAULT_LOGIN_URL
+    sf_auth_flow: Literal["jwt", "client_credentials", "password", "refresh_token"] = "jwt"
+    sf_client_id: str | None = None
+    sf_client_secret: Secret | None = None
+    sf_username: str | None = None
+    sf_password: Secret | None = None
+    sf_private_key_file: Path | None = None
+    sf_refresh_token: Secret | None = None
+    sf_api_version: str = "64.0"
+    sf_channels: tuple[str, ...] = ("/data/ChangeEvents",)
+    stripe_api_key: Secret | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_api_version: str | None = None
+    stripe_webhook_secrets: tuple[Secret, ...] = ()
+    stripe_mode: Literal["poll", "webhook", "both"] | None = None
+    http_host: str = "127.0.0.1"
+    http_port: Port = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port = 9464
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_grace: Annotated[float, msgspec.Meta(gt=0)] = 8.0
+
+    @property
+    def salesforce_enabled(self) -> bool:
+        return self.salesforce == "on" or (self.salesforce == "auto" and bool(self.sf_client_id))
+
+    @property
+    def stripe_enabled(self) -> bool:
+        return self.stripe == "on" or (self.stripe == "auto" and self.stripe_api_key is not None)
+
+    @property
+    def effective_stripe_mode(self) -> Literal["poll", "webhook", "both"]:
+        if self.stripe_mode is not None:
+            return self.stripe_mode
+        return "both" if self.stripe_webhook_secrets else "poll"
+
+
+class ConfigError(Exception):
+    """Settings are unusable; `problems` has one line per problem, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+_SF_FLOW_NEEDS = {
+    "jwt": ("sf_client_id", "sf_username", "sf_private_key_file"),
+    "client_credentials": ("sf_client_id", "sf_client_secret"),
+    "password": ("sf_client_id", "sf_client_secret", "sf_username", "sf_password"),
+    "refresh_token": ("sf_client_id", "sf_refresh_token"),
+}
+
+
+def _is_secret(annotation: Any) -> bool:
+    return Secret in get_args(annotation) or annotation is Secret or (
+        get_origin(annotation) is tuple and get_args(annotation)[0] is Secret
+    )
+
+
+def _is_list(annotation: Any) -> bool:
+    return get_origin(annotation) is tuple
+
+
+def _dec_hook(type_: type, value: Any) -> Any:
+    if type_ is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError
+
+
+def _raw_values(environ: Mapping[str, str], file_values: Mapping[str, Any]) -> dict[str, Any]:
+    """Per field the raw value: `<NAME>_FILE` or the variable, else the file's key."""
+    raw: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        name = field.name
+        if _is_secret(field.type):
+            secret_file = environ.get(env_name(name) + "_FILE") or file_values.get(f"{name}_file")
+            if secret_file and env_name(name) not in environ:
+                raw[name] = ("file", secret_file)
+                continue
+        if env_name(name) in environ:
+            raw[name] = environ[env_name(name)]
+        elif name in file_values:
+            raw[name] = file_values[name]
+    return raw
+
+
+def _convert(annotation: Any, value: Any) -> Any:
+    if isinstance(value, tuple) and value and value[0] == "file":
+        path = Path(value[1])
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read the secret file {path}: {exc.strerror}") from None
+    if _is_list(annotation) and isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if value == "" and type(None) in get_args(annotation):
+        return None
+    try:
+        return msgspec.convert(value, annotation, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc).replace("`", "")) from None
+
+
+def _source_problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.salesforce_enabled:
+        missing = [
+            env_name(need)
+            for need in _SF_FLOW_NEEDS[settings.sf_auth_flow]
+            if getattr(settings, need) is None
+        ]
+        if missing:
+            problems.append(
+                f"{env_name('salesforce')}: Salesforce is on with the {settings.sf_auth_flow} flow,"
+                f" but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+            )
+        if (
+            settings.sf_auth_flow == "client_credentials"
+            and settings.sf_login_url.rstrip("/") == DEFAULT_LOGIN_URL
+        ):
+            problems.append(
+                f"{env_name('sf_login_url')}: the client_credentials flow needs the org's"
+                " My Domain URL (https://<domain>.my.salesforce.com), not the default login URL"
+            )
+    if settings.stripe_enabled:
+        if settings.stripe_api_key is None:
+            problems.append(
+                f"{env_name('stripe')}: Stripe is on, but {env_name('stripe_api_key')} is not set"
+            )
+        if settings.effective_stripe_mode != "poll" and not settings.stripe_webhook_secrets:
+            problems.append(
+                f"{env_name('stripe_mode')}: mode {settings.effective_stripe_mode} receives"
+                f" webhooks, but {env_name('stripe_webhook_secrets')} is not set"
+            )
+    return problems
+
+
+def load_settings(environ: Mapping[str, str], config_file: Path | None = None) -> Settings:
+    """Build validated settings, or raise ConfigError listing every problem."""
+    problems: list[str] = []
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text())
+        except OSError as exc:
+            raise ConfigError([f"--config: cannot read {config_file}: {exc.strerror}"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"--config: {config_file} is not valid TOML: {exc}"]) from None
+        known = {f.name for f in msgspec.structs.fields(Settings)}
+        known |= {f"{f.name}_file" for f in msgspec.structs.fields(Settings) if _is_secret(f.type)}
+        problems += [
+            f"--config: unknown key {key!r} in {config_file}"
+            for key in file_values
+            if key not in known
+        ]
+    values: dict[str, Any] = {}
+    raw = _raw_values(environ, file_values)
+    for field in msgspec.structs.fields(Settings):
+        if field.name not in raw:
+            continue
+        try:
+            values[field.name] = _convert(field.type, raw[field.name])
+        except ValueError as exc:
+            shown = "" if _is_secret(field.type) else f" (got {raw[field.name]!r})"
+            problems.append(f"{env_name(field.name)}: {exc}{shown}")
+    settings = Settings(**values)
+    problems += _source_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def load_from_environment(config_file: Path | None = None) -> Settings:
+    return load_settings(os.environ, config_file)
+
+
+def disabled_source_hints(settings: Settings) -> dict[str, str]:
+    """For each source left off, the variables that would turn it on."""
+    hints = {}
+    if not settings.salesforce_enabled:
+        hints["salesforce"] = (
+            f"set {env_name('sf_client_id')} (and the credentials of"
+            f" {env_name('sf_auth_flow')}) or {env_name('salesforce')}=on"
+        )
+    if not settings.stripe_enabled:
+        hints["stripe"] = f"set {env_name('stripe_api_key')} or {env_name('stripe')}=on"
+    return hints

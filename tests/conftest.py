@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from state.database import open_pool
+from state.log import EventLog
+from tests.postgres import Databases, server_dsn
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Databases]:
+    server = await server_dsn(tmp_path_factory.mktemp("pg"))
+    dbs = Databases(server)
+    await dbs.prepare()
+    yield dbs
+    await dbs.drop_all()
+
+
+@pytest_asyncio.fixture
+async def dsn(databases: Databases) -> str:
+    return await databases.fresh()
+
+
+@pytest_asyncio.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(dsn, max_size=8)
+    yield pool
+    await pool.close()
+
+
+@pytest_asyncio.fixture
+async def event_log(pool: asyncpg.Pool) -> EventLog:
+    return EventLog(pool)

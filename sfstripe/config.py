@@ -100,25 +100,32 @@ def _is_list(annotation: Any) -> bool:
 
 
 def _dec_hook(type_: type, value: Any) -> Any:
-    if type_ is Secret and isinstance(value, str):
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    if type_ is Secret:
         return Secret(value)
-    raise NotImplementedError
+    if type_ is Path:
+        return Path(value)
+    raise TypeError(f"unsupported setting type {type_.__name__}")
 
 
 def _raw_values(environ: Mapping[str, str], file_values: Mapping[str, Any]) -> dict[str, Any]:
-    """Per field the raw value: `<NAME>_FILE` or the variable, else the file's key."""
+    """Per field the raw value. Precedence: the variable, its `_FILE` variable, the file's key,
+    the file's `_file` key."""
     raw: dict[str, Any] = {}
     for field in msgspec.structs.fields(Settings):
         name = field.name
-        if _is_secret(field.type):
-            secret_file = environ.get(env_name(name) + "_FILE") or file_values.get(f"{name}_file")
-            if secret_file and env_name(name) not in environ:
-                raw[name] = ("file", secret_file)
-                continue
-        if env_name(name) in environ:
-            raw[name] = environ[env_name(name)]
-        elif name in file_values:
-            raw[name] = file_values[name]
+        secret = _is_secret(field.type)
+        candidates = [
+            environ.get(env_name(name)),
+            ("file", environ.get(env_name(name) + "_FILE")) if secret else None,
+            file_values.get(name),
+            ("file", file_values.get(f"{name}_file")) if secret else None,
+        ]
+        for candidate in candidates:
+            if candidate is not None and candidate != ("file", None):
+                raw[name] = candidate
+                break
     return raw
 
 

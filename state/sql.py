@@ -9,6 +9,8 @@ from importlib import resources
 @cache
 def query(name: str) -> str:
     """The text of `queries/<name>.sql`; a missing name fails loudly at first use."""
+    if not name.isidentifier():
+        raise ValueError(f"not a query name: {name!r}")
     return resources.files(__package__).joinpath("queries", f"{name}.sql").read_text("utf-8")
 
 

@@ -87,27 +87,41 @@ class LogIntake:
         self._send.close()
 
     async def run(self) -> None:
-        """Commit queued batches until `close` was called and the queue is empty."""
-        async for first in self._receive:
-            batch = [first]
-            size = len(first.events)
-            while size < self._max_batch:
-                try:
-                    request = self._receive.receive_nowait()
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    break
-                batch.append(request)
-                size += len(request.events)
-            self._gauge()
+        """Commit queued batches until `close` was called and the queue is empty.
+
+        After a crash the queue stays open, so that the supervisor can run this loop again.
+        """
+        crashed = False
+        try:
+            async for first in self._receive:
+                await self._commit_with(first)
+        except Exception:
+            crashed = True
+            raise
+        finally:
+            if not crashed:
+                self._receive.close()
+
+    async def _commit_with(self, first: _Request) -> None:
+        batch = [first]
+        size = len(first.events)
+        while size < self._max_batch:
             try:
-                await self._commit(batch)
-            finally:
-                # Whatever happened, no submitter may wait forever; an unfinished one learns
-                # that its batch was not taken (its source position did not move either).
-                for request in batch:
-                    if not request.done.is_set():
-                        request.error = IntakeClosed()
-                        request.done.set()
+                request = self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            batch.append(request)
+            size += len(request.events)
+        self._gauge()
+        try:
+            await self._commit(batch)
+        finally:
+            # Whatever happened, no submitter may wait forever; an unfinished one learns that
+            # its batch was not taken (its source position did not move either).
+            for request in batch:
+                if not request.done.is_set():
+                    request.error = IntakeClosed()
+                    request.done.set()
 
     def _gauge(self) -> None:
         INTAKE_QUEUE_FILL.set(self._send.statistics().current_buffer_used / self._queue_size)

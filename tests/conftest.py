@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 import pytest_asyncio
 
 from state.database import open_pool
@@ -15,8 +15,11 @@ SAMPLES = Path(__file__).parent / "samples"
 
 
 @pytest_asyncio.fixture(scope="session")
-async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Databases]:
-    server = await server_dsn(tmp_path_factory.mktemp("pg"))
+async def databases() -> AsyncIterator[Databases]:
+    # Not under pytest's basetemp: pytest prunes old basetemps, which may belong to another
+    # session still running its server.
+    scratch = Path(tempfile.mkdtemp(prefix="sfstripe-test-pg-"))
+    server = await server_dsn(scratch)
     dbs = Databases(server)
     await dbs.prepare()
     yield dbs

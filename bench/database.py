@@ -24,9 +24,7 @@ def _with_database(dsn: str, name: str) -> str:
 @asynccontextmanager
 async def scratch_database() -> AsyncIterator[str]:
     """Yield the DSN of a new, migrated database and drop it afterwards."""
-    server = os.environ.get("SFSTRIPE_TEST_DATABASE_URL") or os.environ.get(
-        "SFSTRIPE_DATABASE_URL"
-    )
+    server = os.environ.get("SFSTRIPE_TEST_DATABASE_URL") or os.environ.get("SFSTRIPE_DATABASE_URL")
     if not server:
         server = await start_embedded(Path(os.environ.get("SFSTRIPE_DATA_DIR", ".sfstripe")))
     name = f"sfstripe_bench_{uuid.uuid4().hex[:12]}"

@@ -90,7 +90,9 @@ def migrate(ctx: click.Context) -> None:
         return await migrate_database(await database_dsn(settings))
 
     applied = _run(main)
-    click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    click.echo(
+        f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+    )
 
 
 def _event_json(event: LoggedEvent) -> dict[str, Any]:
@@ -161,7 +163,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         finally:
             await pool.close()
         return {
-            "database": "configured" if settings.database_url else f"embedded in {settings.data_dir}",
+            "database": "configured"
+            if settings.database_url
+            else f"embedded in {settings.data_dir}",
             "log": {"head_offset": head, "last_ingested_at": _iso(last_ingested)},
             "positions": [
                 {**msgspec.structs.asdict(p), "updated_at": _iso(at)} for p, at in positions

@@ -90,8 +90,10 @@ _SF_FLOW_NEEDS = {
 
 
 def _is_secret(annotation: Any) -> bool:
-    return Secret in get_args(annotation) or annotation is Secret or (
-        get_origin(annotation) is tuple and get_args(annotation)[0] is Secret
+    return (
+        Secret in get_args(annotation)
+        or annotation is Secret
+        or (get_origin(annotation) is tuple and get_args(annotation)[0] is Secret)
     )
 
 

@@ -27,15 +27,17 @@ async def start_embedded(data_dir: Path) -> str:
     pgserver counts the processes using one data folder and stops the server when the last one
     exits, so `sfstripe log` can join a running daemon's database.
     """
+
     def start() -> str:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers): harmless here.
             warnings.simplefilter("ignore")
-            import pgserver  # imported here: a configured DSN never needs it
+            # imported here: a configured DSN never needs it
+            from pgserver.postgres_server import get_server
 
             logging.getLogger("pgserver").setLevel(logging.WARNING)
             data_dir.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(data_dir.resolve())
+            server = get_server(data_dir.resolve())
         uri: str = server.get_uri()
         return uri
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from state.records import AppendResult, LoggedEvent, NewEvent, SourcePosition, Stored
 from state.sql import query
 
 NOTIFY_CHANNEL = "sfstripe_log"
-MARKER_SOURCE = "sfstripe"
+MARKER_SOURCE: Final = "sfstripe"
 ALIAS_SEPARATOR = ":"
 
 _COPY_COLUMNS = (
@@ -37,6 +39,7 @@ _COPY_COLUMNS = (
 )
 
 Key = tuple[str, str]
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 class AliasConflict(Exception):
@@ -81,6 +84,10 @@ class _Plan:
         self.keys: list[Key] = []
 
 
+def _key(event: NewEvent) -> Key:
+    return (event.source, event.source_event_id)
+
+
 def _plan(
     events: Sequence[NewEvent],
     head: int,
@@ -93,7 +100,7 @@ def _plan(
     seen = set(known)
     offset = head
     for e in events:
-        key = (e.source, e.source_event_id)
+        key = _key(e)
         if key in seen:
             plan.outcomes.append(None)
             continue
@@ -120,8 +127,13 @@ def _plan(
     return plan
 
 
+async def _last_seqs(conn: Connection, customers: list[str]) -> dict[str, int]:
+    rows = await conn.fetch(query("last_seqs"), customers)
+    return {row["customer"]: row["last_seq"] for row in rows}
+
+
 async def _append_locked(
-    conn: asyncpg.Connection,
+    conn: Connection,
     events: Sequence[NewEvent],
     positions: Sequence[SourcePosition],
     memory: _Memory,
@@ -130,15 +142,16 @@ async def _append_locked(
     aliases = list({e.customer for e in events if ALIAS_SEPARATOR in e.customer})
     resolved: dict[str, str] = {}
     if aliases:
-        resolved = dict(await conn.fetch(query("resolve_aliases"), aliases))
+        rows = await conn.fetch(query("resolve_aliases"), aliases)
+        resolved = {row["alias"]: row["customer"] for row in rows}
     customers = {resolved.get(e.customer, e.customer) for e in events}
     if memory.head != head:
         memory.last_seq.clear()  # someone else appended since: every remembered seq is suspect
     last_seq = {c: memory.last_seq[c] for c in customers if c in memory.last_seq}
     missing = [c for c in customers if c not in last_seq]
     if missing:
-        last_seq.update(dict(await conn.fetch(query("last_seqs"), missing)))
-    known = {(e.source, e.source_event_id) for e in events} & memory.stored.keys()
+        last_seq.update(await _last_seqs(conn, missing))
+    known: set[Key] = {key for e in events if (key := _key(e)) in memory.stored}
     plan = _plan(events, head, known, resolved, last_seq)
     if plan.records:
         try:
@@ -240,7 +253,7 @@ class EventLog:
                 if current != customer:
                     raise AliasConflict(f"{alias} is linked to {current}, not {customer}")
                 return False
-            alias_seq = dict(await conn.fetch(query("last_seqs"), [alias]))[alias]
+            alias_seq = (await _last_seqs(conn, [alias]))[alias]
             body = {"alias": alias, "customer": customer, "alias_last_seq": alias_seq + 1}
             memory = _Memory(0)  # link is rare: plan from the database alone
             if alias_seq:
@@ -299,5 +312,6 @@ class EventLog:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(query("list_positions"))
         return [
-            (SourcePosition(r["source"], r["channel"], r["position"]), r["updated_at"]) for r in rows
+            (SourcePosition(r["source"], r["channel"], r["position"]), r["updated_at"])
+            for r in rows
         ]

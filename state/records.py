@@ -24,7 +24,7 @@ class NewEvent(msgspec.Struct, frozen=True):
 
 
 class LoggedEvent(msgspec.Struct, frozen=True):
-    """A committed row of the log. The payload stays JSON text: readers decode only what they use."""
+    """A committed row of the log; the payload stays JSON text, decoded only by who uses it."""
 
     offset: int
     customer: str
@@ -54,7 +54,7 @@ class Stored(msgspec.Struct, frozen=True):
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """One entry per appended input, in input order: where it was stored, or None for a duplicate."""
+    """Per input, in order: where it was stored, or None for a duplicate."""
 
     outcomes: list[Stored | None]
 

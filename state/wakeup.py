@@ -41,9 +41,9 @@ class AppendWakeup:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def wait_past(self, offset: int, timeout: float) -> int:
-        """Wait until a commit beyond `offset` is announced, or `timeout`; return the head seen."""
-        with anyio.move_on_after(timeout):
+    async def wait_past(self, offset: int, max_wait: float) -> int:
+        """Wait until a commit beyond `offset` is announced, or `max_wait`; return the head seen."""
+        with anyio.move_on_after(max_wait):
             while self.head <= offset:
                 await self._changed.wait()
         return self.head

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
 import anyio
+import asyncpg
 import structlog
 
 from state.sql import query

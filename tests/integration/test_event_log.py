@@ -42,9 +42,7 @@ async def test_duplicate_is_a_reported_no_op_in_any_stream(event_log: EventLog) 
 
 
 async def test_same_id_from_different_sources_is_two_events(event_log: EventLog) -> None:
-    result = await event_log.append(
-        [event("x", source="stripe"), event("x", source="salesforce")]
-    )
+    result = await event_log.append([event("x", source="stripe"), event("x", source="salesforce")])
     assert result.duplicates == 0
 
 
@@ -146,14 +144,14 @@ async def test_readers_are_woken_by_commits(dsn: str, event_log: EventLog) -> No
                 seen: list[int] = []
 
                 async def reader() -> None:
-                    seen.append(await wakeup.wait_past(0, timeout=5))
+                    seen.append(await wakeup.wait_past(0, max_wait=5))
 
                 tg.start_soon(reader)
                 await anyio.sleep(0.05)
                 await event_log.append([event("e1"), event("e2")])
         assert seen == [2]
         # A wait with nothing new returns at its timeout with the head it knows.
-        assert await wakeup.wait_past(2, timeout=0.05) == 2
+        assert await wakeup.wait_past(2, max_wait=0.05) == 2
 
 
 async def test_memory_of_seqs_is_dropped_once_another_writer_appended(pool: asyncpg.Pool) -> None:

@@ -40,9 +40,12 @@ async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:
     intake = LogIntake(log, DatabaseWatch(pool))
     log.gate = anyio.Event()  # hold the first commit so that the others queue up behind it
     results: dict[int, AppendResult] = {}
+    all_done = anyio.Event()
 
     async def submit(n: int) -> None:
         results[n] = await intake.submit([event(f"e{n}", customer=f"c{n % 4}")])
+        if len(results) == 50:
+            all_done.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(intake.run)
@@ -50,8 +53,7 @@ async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:
             tg.start_soon(submit, n)
         await anyio.sleep(0.1)
         log.gate.set()
-        while len(results) < 50:
-            await anyio.sleep(0.01)
+        await all_done.wait()
         intake.close()
 
     assert log.transactions <= 3
@@ -109,12 +111,15 @@ async def test_a_poisoned_batch_fails_alone(pool: asyncpg.Pool) -> None:
     intake = LogIntake(log, DatabaseWatch(pool))
     log.gate = anyio.Event()
     outcomes: dict[str, object] = {}
+    all_done = anyio.Event()
 
     async def submit(name: str, events: list[NewEvent]) -> None:
         try:
             outcomes[name] = await intake.submit(events)
         except asyncpg.PostgresError as exc:
             outcomes[name] = exc
+        if len(outcomes) == 3:
+            all_done.set()
 
     poisoned = event("bad").__replace__(payload="{nope")
     async with anyio.create_task_group() as tg:
@@ -125,8 +130,7 @@ async def test_a_poisoned_batch_fails_alone(pool: asyncpg.Pool) -> None:
         tg.start_soon(submit, "after", [event("ok2")])
         await anyio.sleep(0.05)
         log.gate.set()
-        while len(outcomes) < 3:
-            await anyio.sleep(0.01)
+        await all_done.wait()
         intake.close()
 
     assert isinstance(outcomes["poison"], asyncpg.PostgresError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import anyio
+import anyio.lowlevel
 import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,8 +23,7 @@ writer_st = st.lists(batch_st, min_size=1, max_size=5)
 async def _reset(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await conn.execute(
-            "TRUNCATE events, identity_links, source_positions;"
-            " UPDATE log_head SET last_offset = 0"
+            "TRUNCATE events, identity_links, source_positions; UPDATE log_head SET last_offset = 0"
         )
 
 
@@ -62,7 +62,7 @@ async def test_concurrent_writers_keep_every_invariant(
                     reader_violations.append(f"offset {row.offset} appeared after {highest}")
                 seen.add(row.offset)
                 highest = max(highest, row.offset)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:

@@ -95,7 +95,7 @@ async def test_a_failing_migration_leaves_nothing_half_applied(
     monkeypatch.setattr(state.migrate, "migrations", lambda: [*migrations(), broken])
     conn = await asyncpg.connect(target)
     try:
-        with pytest.raises(MigrationError, match="0999_broken.sql"):
+        with pytest.raises(MigrationError, match=r"0999_broken\.sql"):
             await migrate(conn)
         assert await conn.fetchval("SELECT to_regclass('half_done')") is None
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE number = 999") == 0

@@ -29,11 +29,25 @@ def _pad(body: dict[str, Any], target: int, slot: dict[str, Any], rng: random.Ra
         index += 1
 
 
+def _padded(message: dict[str, Any], slot: list[str], rng: random.Random) -> dict[str, Any]:
+    """The sample grown to about TARGET_BYTES with plausible fields at `slot`."""
+    body = json.loads(json.dumps(message))
+    target: dict[str, Any] = body
+    for key in slot:
+        target = target.setdefault(key, {})
+    _pad(body, TARGET_BYTES, target, rng)
+    return body
+
+
 def events(count: int, customers: int, seed: int = 7) -> Iterator[NewEvent]:
-    """A mix of Salesforce CDC and Stripe events spread over `customers` accounts."""
+    """A mix of Salesforce CDC and Stripe events spread over `customers` accounts.
+
+    Each sample is padded once; per event only ids change (same lengths), so building 200,000
+    payloads is cheap.
+    """
     rng = random.Random(seed)
     sf_samples = [
-        _load(name)
+        _padded(_load(name), ["data", "payload"], rng)
         for name in (
             "sf_account_create_cometd.json",
             "sf_account_update_cometd.json",
@@ -41,7 +55,7 @@ def events(count: int, customers: int, seed: int = 7) -> Iterator[NewEvent]:
         )
     ]
     stripe_samples = [
-        _load(name)
+        _padded(_load(name), ["data", "object", "metadata"], rng)
         for name in (
             "stripe_customer_updated.json",
             "stripe_invoice_paid.json",
@@ -55,13 +69,11 @@ def events(count: int, customers: int, seed: int = 7) -> Iterator[NewEvent]:
         customer = f"001xx{n % customers:013d}"
         occurred = datetime.now(UTC)
         if n % 2 == 0:
-            message = json.loads(json.dumps(rng.choice(sf_samples)))
-            payload = message["data"]["payload"]
-            header = payload["ChangeEventHeader"]
+            message = rng.choice(sf_samples)
+            header = message["data"]["payload"]["ChangeEventHeader"]
             header["recordIds"] = [customer]
             header["transactionKey"] = f"{run:012x}-{n:020d}"
             message["data"]["event"]["replayId"] = n
-            _pad(message, TARGET_BYTES, payload, rng)
             yield NewEvent(
                 customer=customer,
                 source="salesforce",
@@ -73,7 +85,7 @@ def events(count: int, customers: int, seed: int = 7) -> Iterator[NewEvent]:
                 object_id=customer,
             )
         else:
-            event = json.loads(json.dumps(rng.choice(stripe_samples)))
+            event = rng.choice(stripe_samples)
             obj = event["data"]["object"]
             cus = f"cus_{n % customers:014d}"
             event["id"] = f"evt_{run:012x}{n:012d}"
@@ -81,8 +93,6 @@ def events(count: int, customers: int, seed: int = 7) -> Iterator[NewEvent]:
                 obj["id"] = cus
             else:
                 obj["customer"] = cus
-            metadata = obj.setdefault("metadata", {})
-            _pad(event, TARGET_BYTES, metadata, rng)
             yield NewEvent(
                 customer=f"stripe:{cus}",
                 source="stripe",

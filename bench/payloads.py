@@ -31,8 +31,8 @@ def _pad(body: dict[str, Any], target: int, slot: dict[str, Any], rng: random.Ra
 
 def _padded(message: dict[str, Any], slot: list[str], rng: random.Random) -> dict[str, Any]:
     """The sample grown to about TARGET_BYTES with plausible fields at `slot`."""
-    body = json.loads(json.dumps(message))
-    target: dict[str, Any] = body
+    body: dict[str, Any] = json.loads(json.dumps(message))
+    target = body
     for key in slot:
         target = target.setdefault(key, {})
     _pad(body, TARGET_BYTES, target, rng)

@@ -16,10 +16,13 @@ from typing import Final
 
 import asyncpg
 import msgspec
+import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-from state.records import AppendResult, LoggedEvent, NewEvent, SourcePosition, Stored
+from state.records import AppendResult, Link, LoggedEvent, NewEvent, SourcePosition, Stored
 from state.sql import query
+
+log = structlog.get_logger(__name__)
 
 NOTIFY_CHANNEL = "sfstripe_log"
 MARKER_SOURCE: Final = "sfstripe"
@@ -137,7 +140,13 @@ async def _append_locked(
     events: Sequence[NewEvent],
     positions: Sequence[SourcePosition],
     memory: _Memory,
+    links: Sequence[Link] = (),
 ) -> tuple[_Plan, int]:
+    if links:
+        await conn.execute(query("lock_head"))
+        for link in links:
+            if await _link_locked(conn, link) is None:
+                log.warning("relink_refused", alias=link.alias, customer=link.customer)
     head: int = await conn.fetchval(query("lock_head"))
     aliases = list({e.customer for e in events if ALIAS_SEPARATOR in e.customer})
     resolved: dict[str, str] = {}
@@ -185,6 +194,28 @@ async def _append_locked(
     return plan, new_head
 
 
+async def _link_locked(conn: Connection, link: Link) -> bool | None:
+    """Link under the head lock: True when linked now, False when it already was, None when
+    the alias belongs to another customer (relinking would rewrite history)."""
+    alias, customer = link.alias, link.customer
+    if ALIAS_SEPARATOR not in alias:
+        raise ValueError(f"an alias has a kind prefix such as 'stripe:': {alias!r}")
+    current = await conn.fetchval(query("resolve_alias"), alias)
+    if current is not None:
+        return None if current != customer else False
+    alias_seq = (await _last_seqs(conn, [alias]))[alias]
+    body = {"alias": alias, "customer": customer, "alias_last_seq": alias_seq + 1}
+    memory = _Memory(0)  # links are rare: plan from the database alone
+    if alias_seq:
+        closing = marker(alias, f"link:{alias}:closed", "sfstripe.link", body)
+        await _append_locked(conn, [closing], (), memory)
+    await conn.execute(query("link_alias"), alias, customer)
+    if alias_seq:
+        joined = marker(customer, f"link:{alias}:joined", "sfstripe.link", body)
+        await _append_locked(conn, [joined], (), memory)
+    return True
+
+
 def marker(customer: str, marker_id: str, type_: str, body: object) -> NewEvent:
     """An event sfstripe writes itself (link, gap, replay...): source `sfstripe`."""
     return NewEvent(
@@ -221,15 +252,23 @@ class EventLog:
         self._memory = _Memory(memory_capacity)
 
     async def append(
-        self, events: Sequence[NewEvent], positions: Sequence[SourcePosition] = ()
+        self,
+        events: Sequence[NewEvent],
+        positions: Sequence[SourcePosition] = (),
+        links: Sequence[Link] = (),
     ) -> AppendResult:
         """Append a batch, in order, and the positions it covers, in one transaction.
 
         Inputs already stored (by any path, in any stream) are reported as None and cost no row.
+        `links` are made first, in the same transaction (see `link`), so the batch's events
+        already follow them; a link that would move an alias to another customer is refused
+        and logged, and its events stay where the alias points.
         """
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                plan, new_head = await _append_locked(conn, events, positions, self._memory)
+                plan, new_head = await _append_locked(
+                    conn, events, positions, self._memory, links
+                )
         except BaseException:
             self._memory.head = None  # the commit's fate is unknown: trust nothing cached
             raise
@@ -244,27 +283,14 @@ class EventLog:
         finishes the alias stream through that seq before going past the marker.
         Returns False when the alias was already linked to this customer.
         """
-        if ALIAS_SEPARATOR not in alias:
-            raise ValueError(f"an alias has a kind prefix such as 'stripe:': {alias!r}")
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(query("lock_head"))
-            current = await conn.fetchval(query("resolve_alias"), alias)
-            if current is not None:
-                if current != customer:
-                    raise AliasConflict(f"{alias} is linked to {current}, not {customer}")
-                return False
-            alias_seq = (await _last_seqs(conn, [alias]))[alias]
-            body = {"alias": alias, "customer": customer, "alias_last_seq": alias_seq + 1}
-            memory = _Memory(0)  # link is rare: plan from the database alone
-            if alias_seq:
-                closing = marker(alias, f"link:{alias}:closed", "sfstripe.link", body)
-                await _append_locked(conn, [closing], (), memory)
-            await conn.execute(query("link_alias"), alias, customer)
-            if alias_seq:
-                joined = marker(customer, f"link:{alias}:joined", "sfstripe.link", body)
-                await _append_locked(conn, [joined], (), memory)
+            linked = await _link_locked(conn, Link(alias, customer))
         self._memory.head = None
-        return True
+        if linked is None:
+            current = await self.resolve(alias)
+            raise AliasConflict(f"{alias} is linked to {current}, not {customer}")
+        return linked
 
     async def resolve(self, alias: str) -> str | None:
         async with self._pool.acquire() as conn:

@@ -47,6 +47,13 @@ class SourcePosition(msgspec.Struct, frozen=True):
     position: str
 
 
+class Link(msgspec.Struct, frozen=True):
+    """Route an alias's events (`stripe:cus_...`, `contact:003...`) to a customer's stream."""
+
+    alias: str
+    customer: str
+
+
 class Stored(msgspec.Struct, frozen=True):
     offset: int
     customer: str

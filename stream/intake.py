@@ -28,7 +28,7 @@ from metrics.instruments import (
     LOG_HEAD,
 )
 from state.log import EventLog
-from state.records import AppendResult, NewEvent, SourcePosition
+from state.records import AppendResult, Link, NewEvent, SourcePosition
 from state.watch import CONNECTION_ERRORS, DatabaseWatch
 
 log = structlog.get_logger(__name__)
@@ -42,6 +42,7 @@ class IntakeClosed(Exception):
 class _Request:
     events: Sequence[NewEvent]
     positions: Sequence[SourcePosition]
+    links: Sequence[Link]
     done: anyio.Event = field(default_factory=anyio.Event)
     result: AppendResult | None = None
     error: BaseException | None = None
@@ -67,10 +68,14 @@ class LogIntake:
         self._receive: MemoryObjectReceiveStream[_Request] = receive
 
     async def submit(
-        self, events: Sequence[NewEvent], positions: Sequence[SourcePosition] = ()
+        self,
+        events: Sequence[NewEvent],
+        positions: Sequence[SourcePosition] = (),
+        links: Sequence[Link] = (),
     ) -> AppendResult:
-        """Return once `events` (and `positions`) are committed; waits while the queue is full."""
-        request = _Request(events, positions)
+        """Return once `events` (and `positions`, `links`) are committed; waits while the
+        queue is full."""
+        request = _Request(events, positions, links)
         try:
             await self._send.send(request)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -148,11 +153,12 @@ class LogIntake:
     async def _append_until_stored(self, batch: list[_Request]) -> list[AppendResult]:
         events = [e for request in batch for e in request.events]
         positions = [p for request in batch for p in request.positions]
+        links = [link for request in batch for link in request.links]
         while True:
             await self._watch.wait_available()
             started = time.perf_counter()
             try:
-                result = await self._log.append(events, positions)
+                result = await self._log.append(events, positions, links)
             except CONNECTION_ERRORS as exc:
                 # Retrying is safe even if the commit went through: the duplicates are no-ops.
                 APPEND_FAILURES.labels("database_unavailable").inc()

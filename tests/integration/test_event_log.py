@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from state.log import AliasConflict, EventLog
-from state.records import SourcePosition
+from state.records import Link, SourcePosition
 from state.wakeup import AppendWakeup
 from tests.events import event
 
@@ -161,3 +161,21 @@ async def test_memory_of_seqs_is_dropped_once_another_writer_appended(pool: asyn
     await mine.append([event("a2", customer="Y")])  # head moved under me: forget X's seq
     result = await mine.append([event("a3", customer="X")])
     assert result.stored[0].seq == 3
+
+
+async def test_links_made_with_an_append_route_its_events(event_log: EventLog) -> None:
+    await event_log.append([event("s1", customer="stripe:cus_1")])
+    result = await event_log.append(
+        [event("s2", customer="stripe:cus_1")], links=[Link("stripe:cus_1", "001A")]
+    )
+    assert result.stored[0].customer == "001A"
+    # A later link of the same alias elsewhere is refused, not applied, and not fatal.
+    result = await event_log.append(
+        [event("s3", customer="stripe:cus_1")], links=[Link("stripe:cus_1", "001B")]
+    )
+    assert result.stored[0].customer == "001A"
+    assert [r.source_event_id for r in await event_log.read_customer("001A", 0, 10)] == [
+        "link:stripe:cus_1:joined",
+        "s2",
+        "s3",
+    ]

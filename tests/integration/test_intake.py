@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from state.log import EventLog
-from state.records import AppendResult, NewEvent, SourcePosition
+from state.records import AppendResult, Link, NewEvent, SourcePosition
 from state.watch import DatabaseWatch
 from stream.intake import IntakeClosed, LogIntake
 from tests.events import event
@@ -26,13 +26,16 @@ class CountingLog(EventLog):
         self.failures: list[BaseException] = []
 
     async def append(
-        self, events: Sequence[NewEvent], positions: Sequence[SourcePosition] = ()
+        self,
+        events: Sequence[NewEvent],
+        positions: Sequence[SourcePosition] = (),
+        links: Sequence[Link] = (),
     ) -> AppendResult:
         await self.gate.wait()
         if self.failures:
             raise self.failures.pop(0)
         self.transactions += 1
-        return await super().append(events, positions)
+        return await super().append(events, positions, links)
 
 
 async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:

@@ -54,3 +54,44 @@ COMPONENT_RESTARTS = Counter(
 READY = Gauge(
     "sfstripe_ready", "1 while /readyz answers ready (can accept and commit).", registry=REGISTRY
 )
+WEBHOOK_REJECTIONS = Counter(
+    "sfstripe_webhook_rejections_total",
+    "Webhook requests refused at the door (nothing stored), by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_DEFERRED = Counter(
+    "sfstripe_webhook_deferred_total",
+    "Webhook requests answered 503 so that Stripe redelivers later, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+WEBHOOK_ACCEPTED = Counter(
+    "sfstripe_webhook_accepted_total",
+    "Webhook requests acknowledged after commit, by whether the event was new.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+STRIPE_POLL_PASSES = Counter(
+    "sfstripe_stripe_poll_passes_total",
+    "Passes of the /v1/events poller, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+STRIPE_CURSOR_AGE = Gauge(
+    "sfstripe_stripe_cursor_age_seconds",
+    "Age of the newest Stripe event the poller has committed.",
+    registry=REGISTRY,
+)
+API_RATE_LIMITED = Counter(
+    "sfstripe_api_rate_limited_total",
+    "Responses that asked sfstripe to slow down (429, Stripe-Should-Retry), by API.",
+    ["api"],
+    registry=REGISTRY,
+)
+GAP_MARKERS = Counter(
+    "sfstripe_gap_markers_total",
+    "Gap markers written: events a source could no longer deliver, by source.",
+    ["source"],
+    registry=REGISTRY,
+)

@@ -46,6 +46,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stripe_api_version: str | None = None
     stripe_webhook_secrets: tuple[Secret, ...] = ()
     stripe_mode: Literal["poll", "webhook", "both"] | None = None
+    stripe_initial: Literal["now", "all"] = "now"
+    stripe_overlap: Annotated[int, msgspec.Meta(ge=0)] = 60
+    stripe_poll_interval: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    stripe_webhook_tolerance: Annotated[int, msgspec.Meta(gt=0)] = 300
+    stripe_webhook_wait: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    stripe_max_network_retries: Annotated[int, msgspec.Meta(ge=0)] = 3
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
     metrics_host: str = "127.0.0.1"

@@ -8,6 +8,7 @@ cancelled. Positions are committed with their events, so whatever was acknowledg
 from __future__ import annotations
 
 import signal
+from collections.abc import Awaitable, Callable
 
 import anyio
 import structlog
@@ -19,11 +20,14 @@ from sfstripe import __version__
 from sfstripe.config import Settings, disabled_source_hints
 from sfstripe.database import database_dsn, migrate_database
 from sfstripe.health import Readiness, add_health_routes
-from sfstripe.supervisor import supervise
+from sfstripe.supervisor import Component, supervise
 from state.database import open_pool
 from state.log import EventLog
 from state.watch import DatabaseWatch
 from stream.intake import LogIntake
+from stream.stripe.client import stripe_client
+from stream.stripe.poller import StripePoller
+from stream.stripe.webhook import MAX_BODY, StripeWebhook, add_webhook_route
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +45,102 @@ async def _export_database_state(watch: DatabaseWatch) -> None:
         await anyio.sleep(1)
 
 
+class _Sources:
+    """The intake side: what the configuration turned on, built from plain settings."""
+
+    def __init__(self, settings: Settings, intake: LogIntake, event_log: EventLog) -> None:
+        self.components: list[tuple[str, Component]] = []
+        self.webhook: StripeWebhook | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        if settings.stripe_enabled:
+            self._stripe(settings, intake, event_log)
+
+    def _stripe(self, settings: Settings, intake: LogIntake, event_log: EventLog) -> None:
+        assert settings.stripe_api_key is not None  # config validation guarantees it
+        mode = settings.effective_stripe_mode
+        if mode in ("poll", "both"):
+            client, http = stripe_client(
+                settings.stripe_api_key.reveal(),
+                api_base=settings.stripe_api_base,
+                api_version=settings.stripe_api_version,
+                max_network_retries=settings.stripe_max_network_retries,
+            )
+            self._closers.append(http.close_async)
+            poller = StripePoller(
+                client,
+                intake,
+                event_log,
+                initial=settings.stripe_initial,
+                overlap_s=settings.stripe_overlap,
+                interval_s=settings.stripe_poll_interval,
+            )
+            self.components.append(("stripe_poller", poller.run))
+        log.info("source_on", source="stripe", mode=mode)
+
+    def webhooks(self, intake: LogIntake, watch: DatabaseWatch, settings: Settings) -> None:
+        if settings.stripe_enabled and settings.effective_stripe_mode in ("webhook", "both"):
+            self.webhook = StripeWebhook(
+                intake,
+                watch,
+                [secret.reveal() for secret in settings.stripe_webhook_secrets],
+                tolerance_s=settings.stripe_webhook_tolerance,
+                commit_wait_s=settings.stripe_webhook_wait,
+            )
+
+    async def close(self) -> None:
+        for close in self._closers:
+            await close()
+
+
+async def _until_signal() -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for received in signals:
+            log.info("shutdown_requested", signal=signal.Signals(received).name)
+            return
+
+
+async def _supervise_all(
+    settings: Settings,
+    watch: DatabaseWatch,
+    intake: LogIntake,
+    sources: _Sources,
+    readiness: Readiness,
+) -> None:
+    """Run everything until a signal, then stop intake, drain the writer, cancel the rest."""
+    async with anyio.create_task_group() as daemon:
+        daemon.start_soon(supervise, "database_watch", watch.run)
+        daemon.start_soon(_export_database_state, watch)
+        writer_done = anyio.Event()
+
+        async def write_log() -> None:
+            try:
+                await supervise("log_writer", intake.run)
+            finally:
+                writer_done.set()
+
+        daemon.start_soon(write_log)
+        intake_scope = anyio.CancelScope()
+
+        async def run_sources() -> None:
+            with intake_scope:
+                async with anyio.create_task_group() as group:
+                    for name, component in sources.components:
+                        group.start_soon(supervise, name, component)
+
+        daemon.start_soon(run_sources)
+        await _until_signal()
+        readiness.shutting_down = True
+        # Stop taking input first: a source cancelled mid-batch has not moved its position,
+        # so whatever it was holding is fetched again after the restart.
+        intake_scope.cancel()
+        intake.close()
+        with anyio.move_on_after(settings.shutdown_grace) as grace:
+            await writer_done.wait()
+        if grace.cancelled_caught:
+            log.warning("shutdown_grace_exceeded", grace_s=settings.shutdown_grace)
+        daemon.cancel_scope.cancel()
+
+
 async def run_daemon(settings: Settings) -> None:
     BUILD_INFO.info({"version": __version__})
     dsn = await database_dsn(settings)
@@ -49,15 +149,20 @@ async def run_daemon(settings: Settings) -> None:
         log.info("source_off", source=source, turn_on=hint)
     pool = await open_pool(dsn)
     runners: list[web.AppRunner] = []
+    sources: _Sources | None = None
     try:
         watch = DatabaseWatch(pool)
         event_log = EventLog(pool)
         intake = LogIntake(event_log, watch)
         readiness = Readiness(watch)
         LOG_HEAD.set((await event_log.summary())[0])
+        sources = _Sources(settings, intake, event_log)
+        sources.webhooks(intake, watch, settings)
 
-        http = web.Application()
+        http = web.Application(client_max_size=MAX_BODY)
         add_health_routes(http, readiness)
+        if sources.webhook is not None:
+            add_webhook_route(http, sources.webhook)
         runners.append(await _serve(http, settings.http_host, settings.http_port))
         runners.append(await _serve(metrics_app(), settings.metrics_host, settings.metrics_port))
         log.info(
@@ -66,34 +171,13 @@ async def run_daemon(settings: Settings) -> None:
             http=f"{settings.http_host}:{settings.http_port}",
             metrics=f"{settings.metrics_host}:{settings.metrics_port}",
         )
-
-        async with anyio.create_task_group() as daemon:
-            daemon.start_soon(supervise, "database_watch", watch.run)
-            daemon.start_soon(_export_database_state, watch)
-            writer_done = anyio.Event()
-
-            async def write_log() -> None:
-                try:
-                    await supervise("log_writer", intake.run)
-                finally:
-                    writer_done.set()
-
-            daemon.start_soon(write_log)
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for received in signals:
-                    log.info("shutdown_requested", signal=signal.Signals(received).name)
-                    break
-            readiness.shutting_down = True
-            intake.close()
-            with anyio.move_on_after(settings.shutdown_grace) as grace:
-                await writer_done.wait()
-            if grace.cancelled_caught:
-                log.warning("shutdown_grace_exceeded", grace_s=settings.shutdown_grace)
-            daemon.cancel_scope.cancel()
+        await _supervise_all(settings, watch, intake, sources, readiness)
     finally:
         with anyio.CancelScope(shield=True):
             for runner in runners:
                 await runner.cleanup()
+            if sources is not None:
+                await sources.close()
             with anyio.move_on_after(2):
                 await pool.close()
     log.info("daemon_stopped")

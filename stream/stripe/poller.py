@@ -43,10 +43,15 @@ RETENTION_S = 30 * 24 * 3600
 
 
 class Cursor(msgspec.Struct, frozen=True):
-    """The newest committed event; `id` None means: start from the oldest event retained."""
+    """The newest committed event; `id` None means: start from the oldest event retained.
+
+    `floor` is the `created` second of the event polling started at with `initial = now`: what
+    is not newer is history, which the overlap re-read must not bring in either.
+    """
 
     id: str | None = None
     created: int | None = None
+    floor: int | None = None
 
 
 class _Page(msgspec.Struct):
@@ -158,6 +163,7 @@ class StripePoller:
     async def _start_at_newest(self) -> None:
         page = await self._list(limit=1)
         cursor = self._cursor_of(page.data[0]) if page.data else Cursor()
+        cursor = msgspec.structs.replace(cursor, floor=cursor.created)
         log.info("stripe_poll_started", at=cursor.id or "oldest retained event")
         await self._commit([], cursor)
 
@@ -190,21 +196,23 @@ class StripePoller:
                 raise
             if not page.data:
                 return cursor
-            cursor = self._cursor_of(page.data[0])
+            cursor = msgspec.structs.replace(self._cursor_of(page.data[0]), floor=cursor.floor)
             await self._commit(list(reversed(page.data)), cursor)
             if not page.has_more:
                 return cursor
 
     async def _reread_overlap(self, cursor: Cursor) -> None:
         assert cursor.created is not None
-        since = cursor.created - self._overlap
-        page = await self._list(limit=PAGE_SIZE, **{"created[gte]": since})
+        window = {"created[gte]": cursor.created - self._overlap}
+        if cursor.floor is not None and cursor.floor >= cursor.created - self._overlap:
+            window = {"created[gt]": cursor.floor}
+        page = await self._list(limit=PAGE_SIZE, **window)
         while page.data:
             await self._commit(list(reversed(page.data)), None)
             if not page.has_more:
                 return
             last = self._cursor_of(page.data[-1]).id
-            page = await self._list(limit=PAGE_SIZE, starting_after=last, **{"created[gte]": since})
+            page = await self._list(limit=PAGE_SIZE, starting_after=last, **window)
 
     async def _gap(self, cursor: Cursor, reason: str) -> None:
         """Record that events after `cursor` may be lost, and restart from the oldest retained."""

@@ -22,6 +22,7 @@ from stream.stripe.client import stripe_client
 from stream.stripe.poller import StripePoller
 from stream.stripe.routing import route
 from tests.stripe_events_api import EventsApi, Fault, running_events_api
+from tests.waiting import wait_until
 
 NOW = int(time.time())
 
@@ -160,12 +161,14 @@ async def test_rate_limits_back_off_and_polling_goes_on(pool: asyncpg.Pool) -> N
         with pytest.raises(stripe.RateLimitError):
             await poller.poll_once()
         api.faults.append(Fault(429, error_type="invalid_request_error"))
-        with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(poller.run)
-                while await stored_ids(event_log) != ["evt_1"]:
-                    await anyio.sleep(0.05)
-                tg.cancel_scope.cancel()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poller.run)
+
+            async def stored() -> bool:
+                return await stored_ids(event_log) == ["evt_1"]
+
+            await wait_until(stored)
+            tg.cancel_scope.cancel()
     after = REGISTRY.get_sample_value("sfstripe_api_rate_limited_total", {"api": "stripe"})
     assert after == before + 1
 

@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -154,6 +155,20 @@ def _convert(annotation: Any, value: Any) -> Any:
         raise ValueError(str(exc).replace("`", "")) from None
 
 
+def _database_url_problem(settings: Settings) -> str | None:
+    """A DSN asyncpg cannot parse would otherwise surface as a traceback at first connect."""
+    if settings.database_url is None:
+        return None
+    try:
+        parts = urlsplit(settings.database_url.reveal())
+        parts.port  # noqa: B018 - parsing is the check
+    except ValueError as exc:
+        return f"{env_name('database_url')}: not a valid PostgreSQL URL ({exc})"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return f"{env_name('database_url')}: expected a postgresql:// URL"
+    return None
+
+
 def _source_problems(settings: Settings) -> list[str]:
     problems = []
     if settings.salesforce_enabled:
@@ -217,6 +232,7 @@ def load_settings(environ: Mapping[str, str], config_file: Path | None = None) -
             shown = "" if _is_secret(field.type) else f" (got {raw[field.name]!r})"
             problems.append(f"{env_name(field.name)}: {exc}{shown}")
     settings = Settings(**values)
+    problems += filter(None, [_database_url_problem(settings)])
     problems += _source_problems(settings)
     if problems:
         raise ConfigError(problems)

@@ -266,9 +266,7 @@ class EventLog:
         """
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                plan, new_head = await _append_locked(
-                    conn, events, positions, self._memory, links
-                )
+                plan, new_head = await _append_locked(conn, events, positions, self._memory, links)
         except BaseException:
             self._memory.head = None  # the commit's fate is unknown: trust nothing cached
             raise

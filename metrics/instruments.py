@@ -51,6 +51,24 @@ COMPONENT_RESTARTS = Counter(
     ["component"],
     registry=REGISTRY,
 )
+SOURCE_CONNECTED = Gauge(
+    "sfstripe_source_connected",
+    "1 while a source's connection is up (Salesforce CDC, per channel), else 0.",
+    ["source", "channel"],
+    registry=REGISTRY,
+)
+SOURCE_RECONNECTS = Counter(
+    "sfstripe_source_reconnects_total",
+    "Times a source rebuilt its connection, by reason.",
+    ["source", "reason"],
+    registry=REGISTRY,
+)
+SALESFORCE_REPLAY_ID = Gauge(
+    "sfstripe_salesforce_replay_id",
+    "Replay id last committed per CDC channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
 READY = Gauge(
     "sfstripe_ready", "1 while /readyz answers ready (can accept and commit).", registry=REGISTRY
 )

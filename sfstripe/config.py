@@ -42,6 +42,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sf_refresh_token: Secret | None = None
     sf_api_version: str = "64.0"
     sf_channels: tuple[str, ...] = ("/data/ChangeEvents",)
+    sf_jwt_audience: str = DEFAULT_LOGIN_URL
+    sf_client_tag: str = "sfstripe"
+    sf_initial_replay: Annotated[int, msgspec.Meta(ge=-2, le=-1)] = -1
+    sf_on_invalid_replay: Literal["fail", "from_all", "from_new"] = "from_all"
     stripe_api_key: Secret | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_api_version: str | None = None
@@ -162,8 +166,12 @@ def _database_url_problem(settings: Settings) -> str | None:
     try:
         parts = urlsplit(settings.database_url.reveal())
         parts.port  # noqa: B018 - parsing is the check
-    except ValueError as exc:
-        return f"{env_name('database_url')}: not a valid PostgreSQL URL ({exc})"
+    except ValueError:
+        # Not the parser's message: it can quote the password.
+        return (
+            f"{env_name('database_url')}: not a valid PostgreSQL URL (check the host and port;"
+            " special characters in the password must be percent-encoded)"
+        )
     if parts.scheme not in ("postgresql", "postgres"):
         return f"{env_name('database_url')}: expected a postgresql:// URL"
     return None
@@ -182,6 +190,9 @@ def _source_problems(settings: Settings) -> list[str]:
                 f"{env_name('salesforce')}: Salesforce is on with the {settings.sf_auth_flow} flow,"
                 f" but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
             )
+        key_file = settings.sf_private_key_file
+        if settings.sf_auth_flow == "jwt" and key_file is not None and not key_file.is_file():
+            problems.append(f"{env_name('sf_private_key_file')}: no such file: {key_file}")
         if (
             settings.sf_auth_flow == "client_credentials"
             and settings.sf_login_url.rstrip("/") == DEFAULT_LOGIN_URL

@@ -10,7 +10,9 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import anyio
+import asyncpg
 import structlog
 from aiohttp import web
 
@@ -20,11 +22,16 @@ from sfstripe import __version__
 from sfstripe.config import Settings, disabled_source_hints
 from sfstripe.database import database_dsn, migrate_database
 from sfstripe.health import Readiness, add_health_routes
+from sfstripe.salesforce_settings import REFRESH_TOKEN_CREDENTIAL, oauth_settings
 from sfstripe.supervisor import Component, supervise
+from state.credentials import StoredCredential
 from state.database import open_pool
 from state.log import EventLog
 from state.watch import DatabaseWatch
 from stream.intake import LogIntake
+from stream.salesforce.auth import SalesforceAuth
+from stream.salesforce.cdc_source import CdcOptions, CdcSource
+from stream.salesforce.rest import SalesforceRest
 from stream.stripe.client import stripe_client
 from stream.stripe.poller import StripePoller
 from stream.stripe.webhook import MAX_BODY, StripeWebhook, add_webhook_route
@@ -54,6 +61,34 @@ class _Sources:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         if settings.stripe_enabled:
             self._stripe(settings, intake, event_log)
+
+    def salesforce(
+        self, settings: Settings, intake: LogIntake, event_log: EventLog, pool: asyncpg.Pool
+    ) -> None:
+        if not settings.salesforce_enabled:
+            return
+        session = aiohttp.ClientSession()
+        self._closers.append(session.close)
+        auth = SalesforceAuth(
+            oauth_settings(settings), session, StoredCredential(pool, REFRESH_TOKEN_CREDENTIAL)
+        )
+        rest = SalesforceRest(
+            auth, session, api_version=settings.sf_api_version, client_tag=settings.sf_client_tag
+        )
+        source = CdcSource(
+            auth,
+            rest,
+            intake,
+            event_log,
+            CdcOptions(
+                channels=settings.sf_channels,
+                api_version=settings.sf_api_version,
+                initial_replay=settings.sf_initial_replay,
+                on_invalid_replay=settings.sf_on_invalid_replay,
+            ),
+        )
+        self.components.append(("salesforce_cdc", source.run))
+        log.info("source_on", source="salesforce", channels=list(settings.sf_channels))
 
     def _stripe(self, settings: Settings, intake: LogIntake, event_log: EventLog) -> None:
         assert settings.stripe_api_key is not None  # config validation guarantees it
@@ -157,6 +192,7 @@ async def run_daemon(settings: Settings) -> None:
         readiness = Readiness(watch)
         LOG_HEAD.set((await event_log.summary())[0])
         sources = _Sources(settings, intake, event_log)
+        sources.salesforce(settings, intake, event_log, pool)
         sources.webhooks(intake, watch, settings)
 
         http = web.Application(client_max_size=MAX_BODY)

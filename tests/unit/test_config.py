@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given, settings
@@ -139,10 +140,11 @@ def test_webhook_secrets_are_a_comma_list() -> None:
     ["SFSTRIPE_STRIPE_API_KEY", "SFSTRIPE_SF_CLIENT_SECRET", "SFSTRIPE_DATABASE_URL"],
 )
 def test_secret_variables_become_secret_objects(var: str) -> None:
-    settings_ = load_settings({var: SECRET, "SFSTRIPE_STRIPE": "off"})
+    secret = f"postgresql://u:{SECRET}@db/x" if var == "SFSTRIPE_DATABASE_URL" else SECRET
+    settings_ = load_settings({var: secret, "SFSTRIPE_STRIPE": "off"})
     value = getattr(settings_, var.removeprefix("SFSTRIPE_").lower())
     assert isinstance(value, Secret)
-    assert value.reveal() == SECRET
+    assert value.reveal() == secret
 
 
 def test_data_dir_from_environment_is_a_path() -> None:
@@ -151,16 +153,31 @@ def test_data_dir_from_environment_is_a_path() -> None:
     )
 
 
-def test_complete_jwt_credentials_turn_salesforce_on() -> None:
+def test_complete_jwt_credentials_turn_salesforce_on(tmp_path: Path) -> None:
+    key = write(tmp_path / "sf.key", "-----BEGIN PRIVATE KEY-----\n")
     settings_ = load_settings(
         {
             "SFSTRIPE_SF_CLIENT_ID": "3MVG9",
             "SFSTRIPE_SF_USERNAME": "integration@example.com",
-            "SFSTRIPE_SF_PRIVATE_KEY_FILE": "/run/secrets/sf.key",
+            "SFSTRIPE_SF_PRIVATE_KEY_FILE": str(key),
         }
     )
     assert settings_.salesforce_enabled
-    assert settings_.sf_private_key_file == Path("/run/secrets/sf.key")
+    assert settings_.sf_private_key_file == key
+
+
+def test_a_missing_jwt_key_file_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "SFSTRIPE_SF_CLIENT_ID": "3MVG9",
+                "SFSTRIPE_SF_USERNAME": "integration@example.com",
+                "SFSTRIPE_SF_PRIVATE_KEY_FILE": "/run/secrets/missing.key",
+            }
+        )
+    assert caught.value.problems == [
+        "SFSTRIPE_SF_PRIVATE_KEY_FILE: no such file: /run/secrets/missing.key"
+    ]
 
 
 # --- secrets from <NAME>_FILE ---------------------------------------------------------------
@@ -175,13 +192,14 @@ def test_secret_is_read_from_file_and_stripped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("var", SECRET_VARS)
 def test_every_secret_accepts_a_file(tmp_path: Path, var: str) -> None:
-    secret_file = write(tmp_path / "secret", "value_from_file\n")
+    expected = "postgresql://u:p@db/x" if var == "SFSTRIPE_DATABASE_URL" else "value_from_file"
+    secret_file = write(tmp_path / "secret", f"{expected}\n")
     settings_ = load_settings({f"{var}_FILE": str(secret_file), "SFSTRIPE_STRIPE": "off"})
     value = getattr(settings_, var.removeprefix("SFSTRIPE_").lower())
     if isinstance(value, tuple):
-        assert value == (Secret("value_from_file"),)
+        assert value == (Secret(expected),)
     else:
-        assert value == Secret("value_from_file")
+        assert value == Secret(expected)
 
 
 def test_webhook_secrets_file_holds_a_comma_list(tmp_path: Path) -> None:
@@ -689,7 +707,12 @@ def test_path_setting_does_not_hide_other_problems() -> None:
 )
 @settings(max_examples=50, deadline=None)
 def test_no_secret_value_leaks_into_errors_or_repr(secret: str, var: str) -> None:
-    environ = {var: secret, "SFSTRIPE_STRIPE": "off", "SFSTRIPE_SALESFORCE": "off"}
+    if var == "SFSTRIPE_DATABASE_URL":
+        secret = quote(secret, safe="")
+        environ_url = f"postgresql://sfstripe:{secret}@db/sfstripe"
+    else:
+        environ_url = secret
+    environ = {var: environ_url, "SFSTRIPE_STRIPE": "off", "SFSTRIPE_SALESFORCE": "off"}
     assert secret not in repr(load_settings(environ))
     environ["SFSTRIPE_HTTP_PORT"] = "bad"
     environ["SFSTRIPE_STRIPE"] = "on"
@@ -721,3 +744,11 @@ def test_hint_given_for_a_source_switched_off() -> None:
         load_settings({"SFSTRIPE_STRIPE": "off", "SFSTRIPE_STRIPE_API_KEY": SECRET})
     )
     assert "stripe" in hints
+
+
+def test_an_unparseable_database_url_is_refused_without_quoting_it() -> None:
+    url = "postgresql://sfstripe:hunter2/with-slash@db/sfstripe"  # an unencoded '/' in it
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SFSTRIPE_DATABASE_URL": url})
+    assert caught.value.problems[0].startswith("SFSTRIPE_DATABASE_URL: not a valid PostgreSQL URL")
+    assert "hunter2" not in str(caught.value)

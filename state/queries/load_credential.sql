@@ -1,0 +1,1 @@
+SELECT value FROM credentials WHERE name = $1

@@ -1,0 +1,1 @@
+"""Salesforce: OAuth, the REST client, and the Change Data Capture source over CometD."""

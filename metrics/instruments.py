@@ -63,6 +63,12 @@ SOURCE_RECONNECTS = Counter(
     ["source", "reason"],
     registry=REGISTRY,
 )
+SOURCE_SERVER_ERRORS = Counter(
+    "sfstripe_source_server_errors_total",
+    "Error answers from a source's server (Bayeux /meta/* for Salesforce), by kind.",
+    ["source", "kind"],
+    registry=REGISTRY,
+)
 SALESFORCE_REPLAY_ID = Gauge(
     "sfstripe_salesforce_replay_id",
     "Replay id last committed per CDC channel.",

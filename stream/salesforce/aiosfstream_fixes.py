@@ -55,24 +55,38 @@ class DurableReplay(ReplayMarkerStorage):
         """Fix 4: nothing is stored on receipt; commits happen with the log append."""
 
 
-class SubscriptionWatch(Extension):
-    """Fix 3: reports every failed `/meta/subscribe`, including automatic re-subscribes."""
+def server_error_text(message: JsonObject) -> str:
+    """Salesforce puts the real cause of a denied handshake in `ext.sfdc.failureReason`."""
+    ext = message.get("ext") or {}
+    reason = ext.get("sfdc", {}).get("failureReason") if isinstance(ext, dict) else None
+    return str(reason or message.get("error") or "")
 
-    def __init__(self) -> None:
+
+class SubscriptionWatch(Extension):
+    """Fix 3: reports every failed `/meta/subscribe`, including automatic re-subscribes.
+
+    It also hands every other failed `/meta/*` answer to `on_error`, so that the errors the
+    transport retries on its own (503, limits, dropped sessions) are still logged and counted.
+    """
+
+    def __init__(self, on_error: Callable[[str, str], None] | None = None) -> None:
         self.failures: list[tuple[str, str]] = []
         self.failed = anyio.Event()
+        self._on_error = on_error
 
     async def outgoing(self, payload: Payload, headers: Headers) -> None:
         return None
 
     async def incoming(self, payload: Payload, headers: Headers | None = None) -> None:
         for message in payload:
-            if message.get("channel") == MetaChannel.SUBSCRIBE and not message.get(
-                "successful", True
-            ):
-                self.failures.append(
-                    (str(message.get("subscription")), str(message.get("error", "")))
-                )
+            channel = str(message.get("channel", ""))
+            if not channel.startswith("/meta/") or message.get("successful", True):
+                continue
+            error = server_error_text(message)
+            if self._on_error is not None:
+                self._on_error(channel, error)
+            if channel == MetaChannel.SUBSCRIBE:
+                self.failures.append((str(message.get("subscription")), error))
                 self.failed.set()
 
 

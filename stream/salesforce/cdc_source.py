@@ -35,6 +35,7 @@ from metrics.instruments import (
     SALESFORCE_REPLAY_ID,
     SOURCE_CONNECTED,
     SOURCE_RECONNECTS,
+    SOURCE_SERVER_ERRORS,
 )
 from state.log import EventLog, marker
 from state.records import Link, NewEvent, SourcePosition
@@ -44,6 +45,7 @@ from stream.salesforce.aiosfstream_fixes import (
     StreamingClient,
     SubscriptionWatch,
     TokenAuthenticator,
+    server_error_text,
 )
 from stream.salesforce.auth import AuthError, SalesforceAuth
 from stream.salesforce.cdc_events import NotAChangeEvent, to_log_events
@@ -70,12 +72,47 @@ class CdcOptions:
     buffer_size: int = 1000
     max_batch: int = 1000
     connection_timeout: float = 30.0
+    first_backoff: float = 1.0
     max_backoff: float = 300.0
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The session's task group ends on its first failure: that one explains the session."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        if not isinstance(exc, anyio.get_cancelled_exc_class()):
+            return exc
+    return group
+
+
+def _server_text(exc: ServerError) -> str:
+    response = exc.response if isinstance(exc.response, dict) else {}
+    return server_error_text(response) or str(exc.error_message or exc)
+
+
+def _error_kind(text: str) -> str:
+    lowered = text.lower()
+    if "limit exceeded" in lowered:
+        return "limit_exceeded"
+    if text.startswith("503"):
+        return "server_busy"
+    if "unknown client" in lowered:
+        return "unknown_client"
+    if text.startswith("401") or "authentication" in lowered:
+        return "auth"
+    return "other"
+
+
+def _report_server_error(channel: str, error: str) -> None:
+    kind = _error_kind(error)
+    SOURCE_SERVER_ERRORS.labels(SOURCE, kind).inc()
+    log.warning("salesforce_server_error", meta_channel=channel, kind=kind, error=error)
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ServerError):
-        return str(exc.error_message or exc)
+        return _server_text(exc)
     return repr(exc) if not str(exc) else str(exc)
 
 
@@ -86,10 +123,8 @@ def _failure_reason(exc: BaseException) -> str:
     if isinstance(exc, ServerError):
         # 403::Organization total events daily limit exceeded, 503::Server is too busy,
         # 403::Unknown client after the server dropped the session...
-        text = str(exc.error_message or "")
-        if "limit exceeded" in text.lower():
-            return "limit_exceeded"
-        return "server_busy" if text.startswith("503") else "server_error"
+        kind = _error_kind(_server_text(exc))
+        return kind if kind in ("limit_exceeded", "server_busy") else "server_error"
     if isinstance(exc, AiosfstreamException):
         return "connection_lost"
     return "unreachable"
@@ -116,7 +151,7 @@ class CdcSource:
 
     async def run(self) -> None:
         """Run sessions until stopped; each failure is logged, counted and backed off."""
-        delay = 1.0
+        delay = self._options.first_backoff
         while True:
             started = anyio.current_time()
             try:
@@ -132,7 +167,7 @@ class CdcSource:
             self._set_connected(False)
             SOURCE_RECONNECTS.labels(SOURCE, reason).inc()
             if anyio.current_time() - started > 60:
-                delay = 1.0  # the session was healthy for a while: start backing off afresh
+                delay = self._options.first_backoff  # it was healthy a while: back off afresh
             wait = delay * random.uniform(0.5, 1.5)
             log.warning("salesforce_reconnecting", reason=reason, in_s=round(wait, 1))
             await anyio.sleep(wait)
@@ -148,12 +183,16 @@ class CdcSource:
     async def session(self) -> None:
         """One client from handshake to failure (fixes 2 and 6: a new client each time)."""
         replay = DurableReplay(await self._committed_replay_ids())
-        watch = SubscriptionWatch()
+        watch = SubscriptionWatch(_report_server_error)
         token = await self._auth.current()
+        fresh = True
 
         async def fetch_token() -> dict[str, Any]:
-            nonlocal token
-            token = await self._auth.refresh(token)
+            # The client asks at open (use the current token) and after a 401 (renew it).
+            nonlocal token, fresh
+            if not fresh:
+                token = await self._auth.refresh(token)
+            fresh = False
             return {
                 "access_token": token.access_token,
                 "token_type": token.token_type,
@@ -170,7 +209,8 @@ class CdcSource:
             connection_timeout=self._options.connection_timeout,
             max_pending_count=self._options.buffer_size,
         )
-        async with client:
+        try:
+            await client.open()
             for channel in self._options.channels:
                 await self._subscribe(client, replay, channel)
             self._set_connected(True)
@@ -178,12 +218,21 @@ class CdcSource:
             send, receive = anyio.create_memory_object_stream[dict[str, Any]](
                 self._options.buffer_size
             )
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._pull, client, send)
-                tg.start_soon(self._write, receive, replay)
-                await watch.failed.wait()
-                channel, error = watch.failures[-1]
-                raise ServerError("silent re-subscribe failure", {"error": f"{channel}: {error}"})
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._pull, client, send)
+                    tg.start_soon(self._write, receive, replay)
+                    await watch.failed.wait()
+                    channel, error = watch.failures[-1]
+                    raise ServerError(
+                        "silent re-subscribe failure", {"error": f"{channel}: {error}"}
+                    )
+            except BaseExceptionGroup as group:
+                raise _first(group) from None
+        finally:
+            # Even when cancelled (shutdown): an unclosed client leaks its HTTP session.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await client.close()
 
     async def _subscribe(
         self, client: StreamingClient, replay: DurableReplay, channel: str

@@ -69,6 +69,12 @@ SOURCE_SERVER_ERRORS = Counter(
     ["source", "kind"],
     registry=REGISTRY,
 )
+SOURCE_RECEIVED = Counter(
+    "sfstripe_source_messages_received_total",
+    "Messages a streaming source pulled from its client (bounded by backpressure).",
+    ["source"],
+    registry=REGISTRY,
+)
 SALESFORCE_REPLAY_ID = Gauge(
     "sfstripe_salesforce_replay_id",
     "Replay id last committed per CDC channel.",

@@ -34,6 +34,7 @@ from metrics.instruments import (
     GAP_MARKERS,
     SALESFORCE_REPLAY_ID,
     SOURCE_CONNECTED,
+    SOURCE_RECEIVED,
     SOURCE_RECONNECTS,
     SOURCE_SERVER_ERRORS,
 )
@@ -281,6 +282,7 @@ class CdcSource:
         async with send:
             while True:
                 message = await client.receive()
+                SOURCE_RECEIVED.labels(SOURCE).inc()
                 await send.send(message)
 
     async def _write(

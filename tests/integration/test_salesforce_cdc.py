@@ -317,3 +317,50 @@ async def test_daily_limit_and_busy_server_back_off_and_recover(
         assert_once_each(events)
     assert reconnects("limit_exceeded") > limited
     assert server_errors("server_busy") > busy  # the transport retried it; we said so
+
+
+def received() -> float:
+    value = REGISTRY.get_sample_value(
+        "sfstripe_source_messages_received_total", {"source": "salesforce"}
+    )
+    return value or 0.0
+
+
+async def test_a_stalled_log_stops_the_client_pulling(
+    pool: asyncpg.Pool, sf: SalesforceServer
+) -> None:
+    event_log = GatedLog(pool)
+    options = {"buffer_size": 5, "max_batch": 5}
+    async with running_source(pool, sf, event_log, **options) as (_, _, _rest):
+        await sf.edit_record("Account", {"Name": "First"})
+        await wait_for_count(event_log, 1)
+        event_log.gate = anyio.Event()
+        start = received()
+        for n in range(40):
+            await sf.edit_record("Account", {"Name": f"Queued {n}"})
+        await anyio.sleep(3)
+        # held by the writer (one batch), our buffer, and the client's own queue: no more
+        assert received() - start <= 5 + 5 + 5 + 1
+        event_log.gate.set()
+        events = await wait_for_count(event_log, 41, within=30)
+        assert_once_each(events)
+
+
+async def test_an_unknown_contact_is_linked_to_its_account_through_rest(
+    pool: asyncpg.Pool, sf: SalesforceServer
+) -> None:
+    contacts = "/data/ContactChangeEvent"
+    async with running_source(pool, sf, channels=(ACCOUNTS, contacts)) as (_, event_log, rest):
+        account = await rest.create("Account", {"Name": "Parent"})
+        # Created before sfstripe listened (no event), then updated without touching AccountId:
+        # the event does not name the account, so the source asks REST.
+        contact = await sf.edit_record(
+            "Contact", {"LastName": "Known", "AccountId": account}, emit=False
+        )
+        await sf.edit_record("Contact", {"Title": "CFO"}, record_id=contact["id"])
+        events = await wait_for_count(event_log, 2)
+        assert [(e.type, e.customer) for e in events] == [
+            ("Account.CREATE", account),
+            ("Contact.UPDATE", account),
+        ]
+        assert await event_log.resolve(f"contact:{contact['id']}") == account

@@ -28,6 +28,12 @@ EVENTS_DUPLICATE = Counter(
     ["source"],
     registry=REGISTRY,
 )
+EVENTS_REJECTED = Counter(
+    "sfstripe_events_rejected_total",
+    "Events the log could not store as rows, kept aside in rejected_events with the reason.",
+    ["source"],
+    registry=REGISTRY,
+)
 APPEND_SECONDS = Histogram(
     "sfstripe_append_batch_seconds",
     "Time to commit one batch to the log.",

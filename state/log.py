@@ -290,6 +290,24 @@ class EventLog:
             raise AliasConflict(f"{alias} is linked to {current}, not {customer}")
         return linked
 
+    async def reject(self, event: NewEvent, reason: str) -> None:
+        """Keep an event the log cannot store (raw, with why), so that nothing is lost."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                query("reject_event"),
+                event.source,
+                event.source_event_id,
+                event.customer,
+                event.type,
+                reason,
+                event.payload.replace("\x00", ""),
+            )
+
+    async def rejected_count(self) -> int:
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval(query("count_rejected_events"))
+            return count
+
     async def resolve(self, alias: str) -> str | None:
         async with self._pool.acquire() as conn:
             customer: str | None = await conn.fetchval(query("resolve_alias"), alias)

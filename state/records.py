@@ -61,9 +61,11 @@ class Stored(msgspec.Struct, frozen=True):
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """Per input, in order: where it was stored, or None for a duplicate."""
+    """Per input, in order: where it was stored, or None for a duplicate; `rejected` lists the
+    inputs the log refused (kept aside as rejected events, see `EventLog.reject`)."""
 
     outcomes: list[Stored | None]
+    rejected: list[int] = msgspec.field(default_factory=list)
 
     @property
     def stored(self) -> list[Stored]:
@@ -71,4 +73,4 @@ class AppendResult(msgspec.Struct, frozen=True):
 
     @property
     def duplicates(self) -> int:
-        return sum(outcome is None for outcome in self.outcomes)
+        return sum(outcome is None for outcome in self.outcomes) - len(self.rejected)

@@ -24,11 +24,12 @@ from metrics.instruments import (
     APPEND_SECONDS,
     EVENTS_APPENDED,
     EVENTS_DUPLICATE,
+    EVENTS_REJECTED,
     INTAKE_QUEUE_FILL,
     LOG_HEAD,
 )
 from state.log import EventLog
-from state.records import AppendResult, Link, NewEvent, SourcePosition
+from state.records import AppendResult, Link, NewEvent, SourcePosition, Stored
 from state.watch import CONNECTION_ERRORS, DatabaseWatch
 
 log = structlog.get_logger(__name__)
@@ -133,27 +134,68 @@ class LogIntake:
 
     async def _commit(self, batch: list[_Request]) -> None:
         try:
-            results = await self._append_until_stored(batch)
+            results = self._split(batch, await self._append_until_stored(*self._merge(batch)))
         except asyncpg.PostgresError:
             # One bad batch must not sink its neighbours: commit each request on its own.
             results = []
             for request in batch:
                 try:
-                    results += await self._append_until_stored([request])
-                except asyncpg.PostgresError as exc:
-                    APPEND_FAILURES.labels("rejected").inc()
-                    log.error("append_rejected", events=len(request.events), error=repr(exc))
-                    request.error = exc
-                    request.done.set()
-            batch = [r for r in batch if r.error is None]
+                    results.append(await self._append_until_stored(*self._merge([request])))
+                except asyncpg.PostgresError:
+                    results.append(await self._salvage(request))
         for request, result in zip(batch, results, strict=True):
             request.result = result
             request.done.set()
 
-    async def _append_until_stored(self, batch: list[_Request]) -> list[AppendResult]:
-        events = [e for request in batch for e in request.events]
-        positions = [p for request in batch for p in request.positions]
-        links = [link for request in batch for link in request.links]
+    @staticmethod
+    def _merge(
+        batch: list[_Request],
+    ) -> tuple[list[NewEvent], list[SourcePosition], list[Link]]:
+        return (
+            [e for request in batch for e in request.events],
+            [p for request in batch for p in request.positions],
+            [link for request in batch for link in request.links],
+        )
+
+    @staticmethod
+    def _split(batch: list[_Request], result: AppendResult) -> list[AppendResult]:
+        results = []
+        start = 0
+        for request in batch:
+            end = start + len(request.events)
+            results.append(AppendResult(result.outcomes[start:end]))
+            start = end
+        return results
+
+    async def _salvage(self, request: _Request) -> AppendResult:
+        """Store what PostgreSQL takes one event at a time; keep the others as rejected events
+        (raw, with the reason), then commit the request's position: no event is lost and the
+        source is not stuck re-reading what can never be stored."""
+        if request.links:
+            await self._append_until_stored([], [], list(request.links))
+        outcomes: list[Stored | None] = []
+        rejected = []
+        for index, event in enumerate(request.events):
+            try:
+                outcomes += (await self._append_until_stored([event], [], [])).outcomes
+            except asyncpg.PostgresError as exc:
+                APPEND_FAILURES.labels("rejected").inc()
+                EVENTS_REJECTED.labels(event.source).inc()
+                log.error(
+                    "event_rejected",
+                    source=event.source,
+                    source_event_id=event.source_event_id,
+                    error=repr(exc),
+                )
+                await self._log.reject(event, repr(exc))
+                outcomes.append(None)
+                rejected.append(index)
+        await self._append_until_stored([], list(request.positions), [])
+        return AppendResult(outcomes, rejected)
+
+    async def _append_until_stored(
+        self, events: list[NewEvent], positions: list[SourcePosition], links: list[Link]
+    ) -> AppendResult:
         while True:
             await self._watch.wait_available()
             started = time.perf_counter()
@@ -174,10 +216,4 @@ class LogIntake:
             (EVENTS_APPENDED if stored else EVENTS_DUPLICATE).labels(source).inc(count)
         if result.stored:
             LOG_HEAD.set(result.stored[-1].offset)
-        results = []
-        start = 0
-        for request in batch:
-            end = start + len(request.events)
-            results.append(AppendResult(result.outcomes[start:end]))
-            start = end
-        return results
+        return result

@@ -96,6 +96,10 @@ class StripeWebhook:
                 result = await self._intake.submit([event], links=[link] if link else [])
             except IntakeClosed:
                 return _defer("shutting_down")
+            if result.rejected:
+                # Ours now, kept aside with its reason (rejected_events): Stripe need not retry.
+                WEBHOOK_ACCEPTED.labels("kept_aside").inc()
+                return web.json_response({"received": True, "kept_aside": True})
             duplicate = result.outcomes[0] is None
             WEBHOOK_ACCEPTED.labels("duplicate" if duplicate else "new").inc()
             return web.json_response({"received": True, "duplicate": duplicate})

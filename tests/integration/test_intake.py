@@ -109,35 +109,41 @@ async def test_outage_pauses_and_retries_without_loss(pool: asyncpg.Pool) -> Non
     assert watch.available
 
 
-async def test_a_poisoned_batch_fails_alone(pool: asyncpg.Pool) -> None:
+async def test_an_unstorable_event_is_kept_aside_and_its_neighbours_commit(
+    pool: asyncpg.Pool,
+) -> None:
     log = CountingLog(pool)
     intake = LogIntake(log, DatabaseWatch(pool))
     log.gate = anyio.Event()
-    outcomes: dict[str, object] = {}
+    outcomes: dict[str, AppendResult] = {}
     all_done = anyio.Event()
 
-    async def submit(name: str, events: list[NewEvent]) -> None:
-        try:
-            outcomes[name] = await intake.submit(events)
-        except asyncpg.PostgresError as exc:
-            outcomes[name] = exc
+    async def submit(name: str, events: list[NewEvent], position: str = "") -> None:
+        positions = [SourcePosition("stripe", "events", position)] if position else []
+        outcomes[name] = await intake.submit(events, positions)
         if len(outcomes) == 3:
             all_done.set()
 
-    poisoned = event("bad").__replace__(payload="{nope")
+    poisoned = event("bad").__replace__(payload='{"text": "nul \\u0000 inside"}')
     async with anyio.create_task_group() as tg:
         tg.start_soon(intake.run)
         tg.start_soon(submit, "before", [event("ok1")])
         await anyio.sleep(0.05)
-        tg.start_soon(submit, "poison", [poisoned])
-        tg.start_soon(submit, "after", [event("ok2")])
+        tg.start_soon(submit, "poison", [event("ok2"), poisoned], "after-bad")
+        tg.start_soon(submit, "after", [event("ok3")])
         await anyio.sleep(0.05)
         log.gate.set()
         await all_done.wait()
         intake.close()
 
-    assert isinstance(outcomes["poison"], asyncpg.PostgresError)
-    assert [r.source_event_id for r in await log.read(0, 10)] == ["ok1", "ok2"]
+    poison = outcomes["poison"]
+    assert poison.rejected == [1]
+    assert poison.outcomes[0] is not None
+    assert poison.duplicates == 0
+    assert [r.source_event_id for r in await log.read(0, 10)] == ["ok1", "ok2", "ok3"]
+    assert await log.rejected_count() == 1
+    # The source is not stuck: its position moved past what can never be stored.
+    assert await log.position("stripe", "events") == "after-bad"
 
 
 async def test_closed_intake_refuses_new_batches_after_draining(pool: asyncpg.Pool) -> None:

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from state.sql import migrations
 from tests.pgproxy import free_port
 
 COMMAND = (sys.executable, "-m", "sfstripe")
+# Every migration of this checkout, in order, as `sfstripe migrate` reports them.
+MIGRATIONS = [name for _, name, _ in migrations()]
+MIGRATED = f"applied {len(MIGRATIONS)} migration(s): {', '.join(MIGRATIONS)}"
 REPOSITORY = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 60.0
 START_TIMEOUT = 60.0

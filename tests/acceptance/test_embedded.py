@@ -12,6 +12,7 @@ import pytest
 
 from tests.acceptance.support import (
     CLI_TIMEOUT,
+    MIGRATED,
     Daemon,
     base_environment,
     eventually,
@@ -116,7 +117,7 @@ def test_two_migrates_at_once_share_one_embedded_database(data_dir: Path, workdi
         assert process.returncode == 0, stderr
     assert sorted(stdout.strip() for stdout, _ in outputs) == [
         "applied 0 migration(s)",
-        "applied 1 migration(s): 0001_event_log.sql",
+        MIGRATED,
     ]
     # Both users are gone: the embedded server stopped.
     eventually(

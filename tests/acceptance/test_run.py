@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.support import Daemon, base_environment, run_cli
+from tests.acceptance.support import MIGRATIONS, Daemon, base_environment, run_cli
 from tests.pgproxy import free_port
 
 BUILD_INFO = re.compile(r'^sfstripe_build_info\{version="[^"]+"\} 1\.0$', re.MULTILINE)
@@ -62,7 +62,7 @@ def test_run_serves_health_and_metrics_and_stops_cleanly(
 def test_run_migrates_an_empty_database(empty_dsn: str, daemons: Callable[..., Daemon]) -> None:
     daemon = daemons(base_environment(SFSTRIPE_DATABASE_URL=empty_dsn))
     daemon.wait_ready()
-    assert [r["migration"] for r in daemon.logged("migration_applied")] == ["0001_event_log.sql"]
+    assert [r["migration"] for r in daemon.logged("migration_applied")] == MIGRATIONS
     assert daemon.stop() == 0, daemon.describe()
 
 

@@ -10,6 +10,7 @@ import pytest_asyncio
 from state.database import open_pool
 from state.log import EventLog
 from tests.postgres import Databases, server_dsn
+from tests.salesforce_support import sf  # noqa: F401 - a fixture for every Salesforce test
 
 SAMPLES = Path(__file__).parent / "samples"
 

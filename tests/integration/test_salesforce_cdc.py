@@ -5,26 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anyio
 import asyncpg
-import pytest_asyncio
 
 from metrics.registry import REGISTRY
 from state.credentials import StoredCredential
 from state.log import EventLog
 from state.watch import DatabaseWatch
 from stream.intake import LogIntake
-from stream.salesforce.auth import OAuthSettings, SalesforceAuth
+from stream.salesforce.auth import SalesforceAuth
 from stream.salesforce.cdc_source import CdcOptions, CdcSource
 from stream.salesforce.rest import SalesforceRest
+from tests.salesforce_support import password_flow
 from tests.sfserver_fixture import (
     API_VERSION,
-    CLIENT_ID,
-    CLIENT_SECRET,
     INTEGRATION_PASSWORD,
     INTEGRATION_USER_ID,
     INTEGRATION_USERNAME,
@@ -33,12 +30,6 @@ from tests.sfserver_fixture import (
 from tests.waiting import wait_until
 
 ACCOUNTS = "/data/AccountChangeEvent"
-
-
-@pytest_asyncio.fixture
-async def sf(tmp_path: Path) -> AsyncIterator[SalesforceServer]:
-    async with SalesforceServer(tmp_path / "org.json", poll_timeout=2) as server:
-        yield server
 
 
 class GatedLog(EventLog):
@@ -64,15 +55,9 @@ async def running_source(
     event_log = event_log or EventLog(pool)
     intake = LogIntake(event_log, DatabaseWatch(pool))
     async with aiohttp.ClientSession() as session:
-        oauth = OAuthSettings(
-            login_url=server.base_url,
-            flow="password",
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-            username=INTEGRATION_USERNAME,
-            password=INTEGRATION_PASSWORD,
+        auth = SalesforceAuth(
+            password_flow(server), session, StoredCredential(pool, "sf_refresh_token")
         )
-        auth = SalesforceAuth(oauth, session, StoredCredential(pool, "sf_refresh_token"))
         rest = SalesforceRest(auth, session, api_version=API_VERSION, client_tag="sfstripe")
         settings = {
             "channels": (ACCOUNTS,),

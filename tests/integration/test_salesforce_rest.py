@@ -5,44 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from state.credentials import StoredCredential
 from stream.salesforce.auth import AuthError, OAuthSettings, SalesforceAuth
 from stream.salesforce.rest import SalesforceError, SalesforceRest
+from tests.salesforce_support import password_flow
 from tests.sfserver_fixture import (
     API_VERSION,
     CLIENT_ID,
     CLIENT_SECRET,
-    INTEGRATION_PASSWORD,
     INTEGRATION_USER_ID,
     INTEGRATION_USERNAME,
     SalesforceServer,
     generate_rsa_keypair,
 )
-
-
-@pytest_asyncio.fixture
-async def sf(tmp_path: Path) -> AsyncIterator[SalesforceServer]:
-    async with SalesforceServer(tmp_path / "org.json", poll_timeout=2) as server:
-        yield server
-
-
-def password_flow(server: SalesforceServer) -> OAuthSettings:
-    return OAuthSettings(
-        login_url=server.base_url,
-        flow="password",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        username=INTEGRATION_USERNAME,
-        password=INTEGRATION_PASSWORD,
-    )
 
 
 @asynccontextmanager

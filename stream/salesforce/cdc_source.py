@@ -19,9 +19,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import anyio
+import msgspec
 import structlog
 from aiosfstream_ng.exceptions import (
     AiosfstreamException,
@@ -54,7 +55,7 @@ from stream.salesforce.rest import SalesforceError, SalesforceRest
 
 log = structlog.get_logger(__name__)
 
-SOURCE = "salesforce"
+SOURCE: Final = "salesforce"
 ORG_STREAM = "salesforce:org"
 InvalidReplayPolicy = Literal["fail", "from_all", "from_new"]
 _RESUME_FROM = {"from_all": -2, "from_new": -1}
@@ -303,21 +304,38 @@ class CdcSource:
         links: list[Link] = []
         last_ids: dict[str, int] = {}
         for message in messages:
-            channel = message.get("channel")
+            channel = str(message.get("channel"))
+            replay_id = message.get("data", {}).get("event", {}).get("replayId")
             try:
                 batch_events, batch_links = to_log_events(message)
             except NotAChangeEvent as exc:
-                log.error("salesforce_message_unreadable", channel=channel, error=str(exc))
-                continue
-            events += batch_events
-            links += batch_links
-            last_ids[str(channel)] = int(message["data"]["event"]["replayId"])
+                await self._keep_aside(channel, replay_id, message, str(exc))
+            else:
+                events += batch_events
+                links += batch_links
+            if isinstance(replay_id, int):
+                last_ids[channel] = replay_id
         links += await self._contact_links(events, links)
         positions = [SourcePosition(SOURCE, ch, str(rid)) for ch, rid in last_ids.items()]
         await self._intake.submit(events, positions, links)
         for channel, replay_id in last_ids.items():
             replay.committed[channel] = replay_id  # a re-subscribe resumes after the commit
             SALESFORCE_REPLAY_ID.labels(channel).set(replay_id)
+
+    async def _keep_aside(
+        self, channel: str, replay_id: object, message: dict[str, Any], error: str
+    ) -> None:
+        """A message that is no CDC event is kept raw with the reason; the stream goes on."""
+        log.error("salesforce_message_unreadable", channel=channel, error=error)
+        unreadable = NewEvent(
+            customer=ORG_STREAM,
+            source=SOURCE,
+            source_event_id=f"unreadable:{channel}:{replay_id}",
+            type="unreadable",
+            occurred_at=datetime.now(UTC),
+            payload=msgspec.json.encode(message).decode(),
+        )
+        await self._log.reject(unreadable, error)
 
     async def _contact_links(self, events: list[NewEvent], known: list[Link]) -> list[Link]:
         """An UPDATE omits an unchanged AccountId: find unknown contacts' accounts by REST."""

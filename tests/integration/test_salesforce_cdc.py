@@ -16,6 +16,7 @@ from state.credentials import StoredCredential
 from state.log import EventLog
 from state.watch import DatabaseWatch
 from stream.intake import LogIntake
+from stream.salesforce.aiosfstream_fixes import DurableReplay
 from stream.salesforce.auth import SalesforceAuth
 from stream.salesforce.cdc_source import CdcOptions, CdcSource
 from stream.salesforce.rest import SalesforceRest
@@ -349,3 +350,15 @@ async def test_an_unknown_contact_is_linked_to_its_account_through_rest(
             ("Contact.UPDATE", account),
         ]
         assert await event_log.resolve(f"contact:{contact['id']}") == account
+
+
+async def test_a_message_that_is_no_change_event_is_kept_aside(
+    pool: asyncpg.Pool, sf: SalesforceServer
+) -> None:
+    async with running_source(pool, sf) as (source, event_log, _rest):
+        await sf.edit_record("Account", {"Name": "Normal"})
+        await wait_for_count(event_log, 1)
+        odd = {"channel": ACCOUNTS, "data": {"payload": {}, "event": {"replayId": 10**9}}}
+        await source._commit([odd], DurableReplay({}))
+        assert await event_log.rejected_count() == 1
+        assert await event_log.position("salesforce", ACCOUNTS) == str(10**9)

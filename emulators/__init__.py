@@ -1,0 +1,1 @@
+"""Stateful emulators of the services sfstripe talks to, for tests, benchmarks and the demo."""

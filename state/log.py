@@ -144,9 +144,9 @@ async def _append_locked(
 ) -> tuple[_Plan, int]:
     if links:
         await conn.execute(query("lock_head"))
-        for link in links:
-            if await _link_locked(conn, link) is None:
-                log.warning("relink_refused", alias=link.alias, customer=link.customer)
+        for alias, linked in (await _link_locked(conn, links)).items():
+            if linked is None:
+                log.warning("relink_refused", alias=alias)
     head: int = await conn.fetchval(query("lock_head"))
     aliases = list({e.customer for e in events if ALIAS_SEPARATOR in e.customer})
     resolved: dict[str, str] = {}
@@ -194,26 +194,40 @@ async def _append_locked(
     return plan, new_head
 
 
-async def _link_locked(conn: Connection, link: Link) -> bool | None:
-    """Link under the head lock: True when linked now, False when it already was, None when
-    the alias belongs to another customer (relinking would rewrite history)."""
-    alias, customer = link.alias, link.customer
-    if ALIAS_SEPARATOR not in alias:
-        raise ValueError(f"an alias has a kind prefix such as 'stripe:': {alias!r}")
-    current = await conn.fetchval(query("resolve_alias"), alias)
-    if current is not None:
-        return None if current != customer else False
-    alias_seq = (await _last_seqs(conn, [alias]))[alias]
-    body = {"alias": alias, "customer": customer, "alias_last_seq": alias_seq + 1}
-    memory = _Memory(0)  # links are rare: plan from the database alone
-    if alias_seq:
+async def _link_locked(conn: Connection, links: Sequence[Link]) -> dict[str, bool | None]:
+    """Link under the head lock. Per alias: True when linked now, False when it already was,
+    None when it belongs to another customer (relinking would rewrite history).
+
+    A batch costs two look-ups and one insert; only an alias that already has its own stream
+    needs the marker pair (see `EventLog.link`).
+    """
+    wanted: dict[str, str] = {}
+    status: dict[str, bool | None] = {}
+    for link in links:
+        if ALIAS_SEPARATOR not in link.alias:
+            raise ValueError(f"an alias has a kind prefix such as 'stripe:': {link.alias!r}")
+        if wanted.setdefault(link.alias, link.customer) != link.customer:
+            status[link.alias] = None
+    rows = await conn.fetch(query("resolve_aliases"), list(wanted))
+    for row in rows:
+        same = wanted.pop(row["alias"]) == row["customer"]
+        status[row["alias"]] = False if same and row["alias"] not in status else None
+    if not wanted:
+        return status
+    seqs = await _last_seqs(conn, list(wanted))
+    plain = [alias for alias in wanted if not seqs[alias]]
+    await conn.execute(query("link_aliases"), plain, [wanted[alias] for alias in plain])
+    memory = _Memory(0)  # links with history are rare: plan from the database alone
+    for alias in (alias for alias in wanted if seqs[alias]):
+        customer = wanted[alias]
+        body = {"alias": alias, "customer": customer, "alias_last_seq": seqs[alias] + 1}
         closing = marker(alias, f"link:{alias}:closed", "sfstripe.link", body)
         await _append_locked(conn, [closing], (), memory)
-    await conn.execute(query("link_alias"), alias, customer)
-    if alias_seq:
+        await conn.execute(query("link_aliases"), [alias], [customer])
         joined = marker(customer, f"link:{alias}:joined", "sfstripe.link", body)
         await _append_locked(conn, [joined], (), memory)
-    return True
+    status.update(dict.fromkeys(wanted, True))
+    return status
 
 
 def marker(customer: str, marker_id: str, type_: str, body: object) -> NewEvent:
@@ -283,7 +297,7 @@ class EventLog:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(query("lock_head"))
-            linked = await _link_locked(conn, Link(alias, customer))
+            linked = (await _link_locked(conn, [Link(alias, customer)]))[alias]
         self._memory.head = None
         if linked is None:
             current = await self.resolve(alias)
@@ -307,6 +321,12 @@ class EventLog:
         async with self._pool.acquire() as conn:
             count: int = await conn.fetchval(query("count_rejected_events"))
             return count
+
+    async def resolve_many(self, aliases: Sequence[str]) -> dict[str, str]:
+        """The customers of those aliases that are linked, in one look-up."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("resolve_aliases"), list(aliases))
+        return {row["alias"]: row["customer"] for row in rows}
 
     async def resolve(self, alias: str) -> str | None:
         async with self._pool.acquire() as conn:

@@ -83,6 +83,12 @@ def _stream(header: Header, record_id: str, fields: dict[str, Any]) -> tuple[str
     return f"salesforce:{entity}", None
 
 
+def record_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The changed (or, for CREATE, all non-empty) fields of a stored CDC event's payload."""
+    payload: dict[str, Any] = body["raw"]["data"]["payload"]
+    return {k: v for k, v in payload.items() if k != "ChangeEventHeader"}
+
+
 def to_log_events(message: dict[str, Any]) -> tuple[list[NewEvent], list[Link]]:
     """The log events (one per record) and the links a message implies."""
     try:
@@ -112,8 +118,7 @@ def to_log_events(message: dict[str, Any]) -> tuple[list[NewEvent], list[Link]]:
         "sequence_number": header.sequence_number,
         "commit_user": header.commit_user,
         "change_origin": header.change_origin,
-        "fields": fields,
-        "raw": message,
+        "raw": message,  # the record's fields are in raw.data.payload: stored once, not twice
     }
     targets: list[tuple[str, str, Link | None]] = []
     if reread == "entity":

@@ -59,6 +59,7 @@ SOURCE: Final = "salesforce"
 ORG_STREAM = "salesforce:org"
 InvalidReplayPolicy = Literal["fail", "from_all", "from_new"]
 _RESUME_FROM = {"from_all": -2, "from_new": -1}
+LINK_MEMORY = 100_000
 
 
 class InvalidReplayStop(Exception):
@@ -150,6 +151,8 @@ class CdcSource:
         self._intake = intake
         self._log = event_log
         self._options = options
+        self._linked: dict[str, str] = {}
+        self._received = SOURCE_RECEIVED.labels(SOURCE)
 
     async def run(self) -> None:
         """Run sessions until stopped; each failure is logged, counted and backed off."""
@@ -283,7 +286,7 @@ class CdcSource:
         async with send:
             while True:
                 message = await client.receive()
-                SOURCE_RECEIVED.labels(SOURCE).inc()
+                self._received.inc()
                 await send.send(message)
 
     async def _write(
@@ -338,11 +341,22 @@ class CdcSource:
         await self._log.reject(unreadable, error)
 
     async def _contact_links(self, events: list[NewEvent], known: list[Link]) -> list[Link]:
-        """An UPDATE omits an unchanged AccountId: find unknown contacts' accounts by REST."""
-        linked = {link.alias for link in known}
+        """An UPDATE omits an unchanged AccountId: find unknown contacts' accounts by REST.
+
+        Links never change once made, so the ones seen are remembered (bounded) and the rest
+        are looked up in one query per batch; only contacts still unknown cost a REST call.
+        """
+        for link in known:
+            self._remember_link(link.alias, link.customer)
+        contacts = {e.customer for e in events if e.customer.startswith("contact:")}
+        unknown = contacts - self._linked.keys()
+        if unknown:
+            for alias, customer in (await self._log.resolve_many(list(unknown))).items():
+                self._remember_link(alias, customer)
+            unknown -= self._linked.keys()
         found = []
-        for alias in {e.customer for e in events if e.customer.startswith("contact:")} - linked:
-            if self._rest is None or await self._log.resolve(alias) is not None:
+        for alias in unknown:
+            if self._rest is None:
                 continue
             contact_id = alias.split(":", 1)[1]
             try:
@@ -353,6 +367,11 @@ class CdcSource:
             if isinstance(record, dict) and record.get("AccountId"):
                 found.append(Link(alias, str(record["AccountId"])))
         return found
+
+    def _remember_link(self, alias: str, customer: str) -> None:
+        if len(self._linked) >= LINK_MEMORY:
+            self._linked.clear()  # cheap to rebuild: one query per batch
+        self._linked[alias] = customer
 
     def _set_connected(self, up: bool) -> None:
         for channel in self._options.channels:

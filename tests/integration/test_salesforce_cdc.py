@@ -18,6 +18,7 @@ from state.watch import DatabaseWatch
 from stream.intake import LogIntake
 from stream.salesforce.aiosfstream_fixes import DurableReplay
 from stream.salesforce.auth import SalesforceAuth
+from stream.salesforce.cdc_events import record_fields
 from stream.salesforce.cdc_source import CdcOptions, CdcSource
 from stream.salesforce.rest import SalesforceRest
 from tests.salesforce_support import password_flow
@@ -209,7 +210,7 @@ async def test_an_expired_replay_id_leaves_a_gap_marker_and_replays_all(
 
         async def kept() -> bool:
             names = [
-                json.loads(e.payload)["fields"].get("Name")
+                record_fields(json.loads(e.payload)).get("Name")
                 for e in await salesforce_events(event_log)
             ]
             return "Kept" in names
@@ -241,7 +242,8 @@ async def test_an_expired_replay_id_with_policy_fail_stops_the_source(
         gaps = [e for e in await event_log.read(0, 100) if e.type == "sfstripe.gap"]
         assert len(gaps) == 1
         names = [
-            json.loads(e.payload)["fields"].get("Name") for e in await salesforce_events(event_log)
+            record_fields(json.loads(e.payload)).get("Name")
+            for e in await salesforce_events(event_log)
         ]
         assert names == ["Seen"]
         assert await event_log.position("salesforce", ACCOUNTS) == str(

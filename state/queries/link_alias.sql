@@ -1,1 +1,0 @@
-INSERT INTO identity_links (alias, customer) VALUES ($1, $2)

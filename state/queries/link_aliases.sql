@@ -1,0 +1,2 @@
+INSERT INTO identity_links (alias, customer)
+SELECT * FROM unnest($1::text[], $2::text[])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import append
+from bench import append, cometd
 
 
 def main(argv: list[str]) -> int:
-    benches = {"append": append.main}
+    benches = {"append": append.main, "cometd": cometd.main}
     if not argv or argv[0] not in benches:
         print(f"usage: python -m bench {{{','.join(benches)}}} [options]", file=sys.stderr)
         return 2

@@ -17,11 +17,15 @@ Kept in one place, each with a test that shows the defect (tests/unit/test_aiosf
 6. The client must be created inside the running event loop (it captures the loop in its
    constructor): the source builds each client inside its own task.
 7. The CometD URL hardcodes API 45.0: `StreamingClient` uses the configured version.
+8. Closing a client makes its transport call `result()` on the connect task it just cancelled,
+   so asyncio logs a CancelledError traceback at ERROR level on every close: noise that hides
+   real errors. `quiet_cancelled_connects` filters exactly that record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +36,23 @@ from aiocometd_ng.typing import Headers, JsonObject, Payload
 from aiosfstream_ng.auth import AuthenticatorBase
 from aiosfstream_ng.client import Client, ReplayMarkerStoragePolicy
 from aiosfstream_ng.replay import ReplayMarker, ReplayMarkerStorage
+
+
+class _CancelledConnectFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        cancelled = isinstance(error, asyncio.CancelledError)
+        return not (cancelled and "_connect_done" in record.getMessage())
+
+
+_QUIET = _CancelledConnectFilter()
+
+
+def quiet_cancelled_connects() -> None:
+    """Fix 8 (idempotent): drop asyncio's report of the transport's cancelled connect task."""
+    asyncio_log = logging.getLogger("asyncio")
+    if _QUIET not in asyncio_log.filters:
+        asyncio_log.addFilter(_QUIET)
 
 
 class DurableReplay(ReplayMarkerStorage):

@@ -47,6 +47,7 @@ from stream.salesforce.aiosfstream_fixes import (
     StreamingClient,
     SubscriptionWatch,
     TokenAuthenticator,
+    quiet_cancelled_connects,
     server_error_text,
 )
 from stream.salesforce.auth import AuthError, SalesforceAuth
@@ -152,6 +153,7 @@ class CdcSource:
         self._log = event_log
         self._options = options
         self._linked: dict[str, str] = {}
+        quiet_cancelled_connects()
         self._received = SOURCE_RECEIVED.labels(SOURCE)
 
     async def run(self) -> None:

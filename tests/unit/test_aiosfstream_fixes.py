@@ -3,7 +3,9 @@ on the library itself, next to the fix."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import anyio
@@ -17,6 +19,7 @@ from stream.salesforce.aiosfstream_fixes import (
     StreamingClient,
     SubscriptionWatch,
     TokenAuthenticator,
+    quiet_cancelled_connects,
 )
 from tests.conftest import SAMPLES
 
@@ -122,3 +125,24 @@ async def test_the_authenticator_reports_a_refused_token_as_a_failed_login() -> 
     status, body = await TokenAuthenticator(refused)._authenticate()
     assert status == 401
     assert "invalid_grant" in body["error_description"]
+
+
+def test_fix8_only_the_cancelled_connect_report_is_filtered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    quiet_cancelled_connects()
+    quiet_cancelled_connects()  # idempotent
+    asyncio_log = logging.getLogger("asyncio")
+    assert asyncio_log.filters.count(asyncio_log.filters[-1]) == 1
+    cancelled = (asyncio.CancelledError, asyncio.CancelledError(), None)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio_log.error(
+            "Exception in callback TransportBase._connect_done(<Task cancelled>)",
+            exc_info=cancelled,
+        )
+        asyncio_log.error("Exception in callback something_else()", exc_info=cancelled)
+        asyncio_log.error("Task exception was never retrieved: _connect_done")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Exception in callback something_else()",
+        "Task exception was never retrieved: _connect_done",
+    ]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from bench import append, cometd
+from bench import append, cometd, dispatch
 
 
 def main(argv: list[str]) -> int:
-    benches = {"append": append.main, "cometd": cometd.main}
+    benches = {
+        "append": append.main,
+        "cometd": cometd.main,
+        "dispatch": dispatch.main,
+    }
     if not argv or argv[0] not in benches:
         print(f"usage: python -m bench {{{','.join(benches)}}} [options]", file=sys.stderr)
         return 2

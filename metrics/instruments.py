@@ -28,6 +28,13 @@ EVENTS_DUPLICATE = Counter(
     ["source"],
     registry=REGISTRY,
 )
+INGEST_LAG = Histogram(
+    "sfstripe_ingest_lag_seconds",
+    "From an event's source time (commit in Salesforce, created in Stripe) to its commit here.",
+    ["source"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 86400),
+    registry=REGISTRY,
+)
 EVENTS_REJECTED = Counter(
     "sfstripe_events_rejected_total",
     "Events the log could not store as rows, kept aside in rejected_events with the reason.",
@@ -129,5 +136,83 @@ GAP_MARKERS = Counter(
     "sfstripe_gap_markers_total",
     "Gap markers written: events a source could no longer deliver, by source.",
     ["source"],
+    registry=REGISTRY,
+)
+
+# The handler runtime (handlers/): dispatch, retries, dead letters, shadow mode, leadership.
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0)
+LEADER = Gauge(
+    "sfstripe_leader",
+    "1 while this process is the leader (runs the sources' pulling and the dispatcher), 0 on"
+    " standby.",
+    registry=REGISTRY,
+)
+HANDLER_BACKLOG = Gauge(
+    "sfstripe_handler_backlog_events",
+    "Events not yet applied or passed by a handler: log head minus the handler's low-water offset.",
+    ["handler"],
+    registry=REGISTRY,
+)
+HANDLER_LOW_WATER = Gauge(
+    "sfstripe_handler_low_water_offset",
+    "Offset at or below which a handler has applied, passed or parked every event.",
+    ["handler"],
+    registry=REGISTRY,
+)
+HANDLER_SECONDS = Histogram(
+    "sfstripe_handler_duration_seconds",
+    "Duration of one handler call (one event, or one batch for batch handlers).",
+    ["handler"],
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+HANDLER_EVENTS = Counter(
+    "sfstripe_handler_events_total",
+    "Events through handler calls, by outcome (ok, retryable_error, permanent_error).",
+    ["handler", "outcome"],
+    registry=REGISTRY,
+)
+HANDLER_START_DELAY = Histogram(
+    "sfstripe_handler_start_delay_seconds",
+    "Time from an event's append (its transaction's start) to the start of the handler call"
+    " that applies it.",
+    ["handler"],
+    buckets=_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+HANDLER_RETRIES = Counter(
+    "sfstripe_handler_retries_total",
+    "Retries scheduled after a retryable handler failure.",
+    ["handler"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "sfstripe_dead_letters_total",
+    "Events that became dead letters (their customer's lane is parked for that handler).",
+    ["handler"],
+    registry=REGISTRY,
+)
+PARKED_CUSTOMERS = Gauge(
+    "sfstripe_parked_customers",
+    "Customers whose lane is parked on a dead letter, per handler.",
+    ["handler"],
+    registry=REGISTRY,
+)
+DISPATCH_BUFFER_FILL = Gauge(
+    "sfstripe_dispatch_buffer_fill_ratio",
+    "Events the dispatcher holds in memory over its bound (0..1); at 1 it stops reading the log.",
+    registry=REGISTRY,
+)
+WRITES_SKIPPED = Counter(
+    "sfstripe_writes_skipped_total",
+    "Calls to an external API logged instead of sent in shadow mode or a dry run, by API and"
+    " method.",
+    ["api", "method"],
+    registry=REGISTRY,
+)
+REPLAYS = Counter(
+    "sfstripe_replays_total",
+    "Replays this process ran, by kind (log, position) and outcome (done, failed).",
+    ["kind", "outcome"],
     registry=REGISTRY,
 )

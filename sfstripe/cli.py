@@ -1,4 +1,5 @@
-"""The `sfstripe` command: run the daemon, migrate, and look into the log.
+"""The `sfstripe` command: run the daemon, migrate, look into the log, repair it (dead letters,
+replays).
 
 Exit codes: 0 ok, 2 configuration error (one line per problem), 1 runtime failure.
 """
@@ -17,6 +18,9 @@ import asyncpg
 import click
 import msgspec
 
+from handlers.registry import RegistryError
+from handlers.replay import ReplayError
+from sfstripe import operations
 from sfstripe.config import ConfigError, Settings, load_from_environment
 from sfstripe.database import database_dsn, migrate_database
 from sfstripe.logs import configure_logging
@@ -49,7 +53,7 @@ def _settings(ctx: click.Context) -> Settings:
 def _run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(main)
-    except MigrationError as exc:
+    except (MigrationError, RegistryError, ReplayError) as exc:
         raise Failure(str(exc)) from exc
     except asyncpg.UndefinedTableError as exc:
         raise Failure("the database has no sfstripe schema yet: run `sfstripe migrate`") from exc
@@ -160,6 +164,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             event_log = EventLog(pool)
             head, last_ingested = await event_log.summary()
             positions = await event_log.positions()
+            runtime = await operations.runtime_report(pool, head)
         finally:
             await pool.close()
         return {
@@ -170,7 +175,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             "positions": [
                 {**msgspec.structs.asdict(p), "updated_at": _iso(at)} for p, at in positions
             ],
-            "handlers": [],
+            **runtime,
         }
 
     report = _run(main)
@@ -185,7 +190,244 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo("source positions:" + ("" if report["positions"] else " none yet"))
     for p in report["positions"]:
         click.echo(f"  {p['source']} {p['channel']}: {p['position']} (at {p['updated_at']})")
-    click.echo("handlers: none registered")
+    _echo_runtime(report)
+
+
+def _echo_runtime(report: dict[str, Any]) -> None:
+    leadership = report["leadership"]
+    leader = leadership["leader"]
+    click.echo(
+        "leader: "
+        + (
+            f"{leader['instance']} ({leader['role']}, since {leader['since']})"
+            if leader
+            else "none"
+        )
+        + (f"; standbys: {', '.join(leadership['standbys'])}" if leadership["standbys"] else "")
+    )
+    click.echo("handlers:" + ("" if report["handlers"] else " none has run yet"))
+    for h in report["handlers"]:
+        click.echo(
+            f"  {h['name']}: lag {h['lag_events']} events (low-water offset"
+            f" {h['low_water_offset']}), {h['parked_customers']} parked,"
+            f" {h['retrying_customers']} retrying, {h['dead_letters']} dead letters in all"
+        )
+    for p in report["parked"]:
+        click.echo(
+            f"  parked: {p['handler']} {p['customer']} at seq {p['seq']}"
+            f" (dead letter {p['dead_letter_id']}, since {p['since']})"
+        )
+
+
+async def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    pool = await open_pool(await database_dsn(settings), min_size=1, max_size=2)
+    try:
+        return await work(pool)
+    finally:
+        await pool.close()
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: events a handler gave up on; their customer's lane waits (parked)."""
+
+
+@dlq.command(name="list")
+@click.option("--all", "everything", is_flag=True, help="Also retried and skipped ones.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def dlq_list(ctx: click.Context, everything: bool, as_json: bool) -> None:
+    """List dead letters (parked ones unless --all), oldest first."""
+    from state.dead_letters import DeadLetters
+
+    settings = _settings(ctx)
+    listed = _run(
+        lambda: _with_pool(
+            settings, lambda pool: DeadLetters(pool).listed(None if everything else "parked")
+        )
+    )
+    for dead in listed:
+        if as_json:
+            click.echo(json.dumps(operations.dead_letter_json(dead)))
+        else:
+            click.echo(
+                f"{dead.id:>6} {dead.status:<8} {dead.handler} {dead.customer} #{dead.seq}"
+                f" offset {dead.offset} {dead.source_event_id} attempts {dead.attempts}"
+                f" at {dead.created_at.isoformat()}: {dead.reason}"
+            )
+    if not listed and not as_json:
+        click.echo("no dead letters" if everything else "no parked dead letters")
+
+
+@dlq.command(name="retry")
+@click.argument("dead_letter_id", type=int, required=False)
+@click.option("--customer", help="Every parked lane of this customer.")
+@click.pass_context
+def dlq_retry(ctx: click.Context, dead_letter_id: int | None, customer: str | None) -> None:
+    """Unpark: the lane runs again from the dead letter (a running leader is told at once)."""
+    if (dead_letter_id is None) == (customer is None):
+        raise click.UsageError("give either a dead letter ID or --customer")
+    settings = _settings(ctx)
+    retried = _run(
+        lambda: _with_pool(settings, lambda pool: operations.retry(pool, dead_letter_id, customer))
+    )
+    if not retried:
+        raise Failure(
+            f"no parked dead letter {dead_letter_id}"
+            if dead_letter_id is not None
+            else f"no parked dead letter of customer {customer}"
+        )
+    for dead in retried:
+        click.echo(f"retrying dead letter {dead.id}: {dead.handler} {dead.customer} #{dead.seq}")
+
+
+@dlq.command(name="skip")
+@click.argument("dead_letter_id", type=int)
+@click.option("--reason", required=True, help="Why it is skipped (recorded in the log).")
+@click.pass_context
+def dlq_skip(ctx: click.Context, dead_letter_id: int, reason: str) -> None:
+    """Go on past a dead letter without applying it; recorded as a marker event."""
+    settings = _settings(ctx)
+    skipped = _run(
+        lambda: _with_pool(settings, lambda pool: operations.skip(pool, dead_letter_id, reason))
+    )
+    if skipped is None:
+        raise Failure(f"no parked dead letter {dead_letter_id}")
+    click.echo(
+        f"skipped dead letter {skipped.id}: {skipped.handler} {skipped.customer}"
+        f" goes on after #{skipped.seq}"
+    )
+
+
+def _replay_request(
+    *,
+    from_offset: int | None,
+    to_offset: int | None,
+    customer: str | None,
+    handler: str | None,
+    dry_run: bool,
+    source: str | None,
+    channel: str | None,
+    replay_id: int | None,
+    after_event: str | None,
+    yes: bool,
+) -> tuple[str, dict[str, Any]]:
+    """The kind and parameters of the replay asked for; UsageError for a wrong combination."""
+    if (from_offset is None) == (source is None):
+        raise click.UsageError("give either --from-offset (the log) or --source (upstream)")
+    if from_offset is not None:
+        if channel or replay_id is not None or after_event or yes:
+            raise click.UsageError("--channel, --replay-id, --after-event go with --source")
+        if to_offset is not None and to_offset < from_offset:
+            raise click.UsageError("--to-offset is below --from-offset")
+        params = {
+            "from_offset": from_offset,
+            "to_offset": to_offset,
+            "customer": customer,
+            "handler": handler,
+            "dry_run": dry_run,
+        }
+        return "log", params
+    if to_offset is not None or customer or handler or dry_run:
+        raise click.UsageError(
+            "--to-offset, --customer, --handler, --dry-run go with --from-offset"
+        )
+    if source == "salesforce" and (not channel or replay_id is None or after_event):
+        raise click.UsageError("--source salesforce needs --channel and --replay-id")
+    if source == "stripe" and (not after_event or channel or replay_id is not None):
+        raise click.UsageError("--source stripe needs --after-event evt_...")
+    if not yes:
+        raise click.UsageError(
+            "moving an upstream position makes the source deliver again everything after it"
+            " (what is logged already is a no-op): pass --yes"
+        )
+    return "position", {
+        "source": source,
+        "channel": channel,
+        "replay_id": replay_id,
+        "after_event": after_event,
+    }
+
+
+@cli.command()
+@click.option("--from-offset", type=click.IntRange(min=1), help="Replay the log from here.")
+@click.option("--to-offset", type=click.IntRange(min=1), help="... to here (default: the head).")
+@click.option("--customer", help="Only this customer's stream.")
+@click.option("--handler", help="Only this handler.")
+@click.option("--dry-run", is_flag=True, help="Dispatch without external writes (shadow mode).")
+@click.option("--source", type=click.Choice(["salesforce", "stripe"]), help="Move upstream.")
+@click.option("--channel", help="The Salesforce CDC channel (with --source salesforce).")
+@click.option("--replay-id", type=int, help="Re-subscribe after this replay id.")
+@click.option("--after-event", help="Poll Stripe again after this event id (evt_...).")
+@click.option("--yes", is_flag=True, help="Confirm moving an upstream position.")
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    *,
+    from_offset: int | None,
+    to_offset: int | None,
+    customer: str | None,
+    handler: str | None,
+    dry_run: bool,
+    source: str | None,
+    channel: str | None,
+    replay_id: int | None,
+    after_event: str | None,
+    yes: bool,
+) -> None:
+    """Re-apply handlers to logged events, or move a source's upstream position.
+
+    Progress goes to stderr (a bar on a terminal); the last line on stdout is a JSON summary.
+    Exit code 1 when a lane failed (see `failed_lanes`).
+    """
+    kind, request = _replay_request(
+        from_offset=from_offset,
+        to_offset=to_offset,
+        customer=customer,
+        handler=handler,
+        dry_run=dry_run,
+        source=source,
+        channel=channel,
+        replay_id=replay_id,
+        after_event=after_event,
+        yes=yes,
+    )
+    settings = _settings(ctx)
+    result = _run(lambda: _replay(settings, kind, request))
+    click.echo(json.dumps(result))
+    if result.get("failed_lanes"):
+        sys.exit(1)
+
+
+async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dict[str, Any]:
+    from handlers.registry import registered_handlers
+    from handlers.replay import select_handlers
+    from sfstripe.handler_runtime import HandlerRuntime
+    from sfstripe.progress import ProgressDisplay
+    from sfstripe.replays import CliReplay, ReplayFailed, salesforce_position, stripe_position
+    from state.replay_requests import stripe_event_created
+
+    handlers = registered_handlers()
+    if kind == "log":
+        select_handlers(handlers, request["handler"])  # an unknown name fails before anything
+    dsn = await database_dsn(settings)
+    pool = await open_pool(dsn, min_size=1, max_size=6)
+    runtime = HandlerRuntime(settings, handlers)
+    try:
+        params = request
+        if kind == "position" and request["source"] == "stripe":
+            created = await stripe_event_created(pool, request["after_event"])
+            params = stripe_position(request["after_event"], created)
+        elif kind == "position":
+            params = salesforce_position(request["channel"], request["replay_id"])
+        display = ProgressDisplay("replay") if kind == "log" else None
+        try:
+            return await CliReplay(dsn, pool, runtime, display).run(kind, params)  # type: ignore[arg-type]
+        except ReplayFailed as exc:
+            raise Failure(f"replay failed: {exc}") from exc
+    finally:
+        await runtime.close()
+        await pool.close()
 
 
 def main() -> None:

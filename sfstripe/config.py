@@ -64,6 +64,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace: Annotated[float, msgspec.Meta(gt=0)] = 8.0
+    writes: Literal["on", "off"] = "on"
+    handler_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 16
+    handler_max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 8
+    handler_retry_delay: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    handler_retry_max_delay: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    handler_buffer: Annotated[int, msgspec.Meta(ge=100)] = 10_000
+    handler_start_offsets: tuple[str, ...] = ()
+
+    @property
+    def handler_start(self) -> dict[str, int]:
+        """`SFSTRIPE_HANDLER_START_OFFSETS` (`name=offset,...`) as a mapping; validated."""
+        return {
+            name.strip(): int(offset)
+            for name, _, offset in (item.partition("=") for item in self.handler_start_offsets)
+        }
 
     @property
     def salesforce_enabled(self) -> bool:
@@ -214,6 +229,22 @@ def _source_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _handler_problems(settings: Settings) -> list[str]:
+    problems = [
+        f"{env_name('handler_start_offsets')}: expected name=offset with an offset >= 0,"
+        f" got {item!r}"
+        for item in settings.handler_start_offsets
+        if not (
+            (parts := item.partition("="))[1] and parts[0].strip() and parts[2].strip().isdigit()
+        )
+    ]
+    if settings.handler_retry_max_delay < settings.handler_retry_delay:
+        problems.append(
+            f"{env_name('handler_retry_max_delay')}: below {env_name('handler_retry_delay')}"
+        )
+    return problems
+
+
 def load_settings(environ: Mapping[str, str], config_file: Path | None = None) -> Settings:
     """Build validated settings, or raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -245,6 +276,7 @@ def load_settings(environ: Mapping[str, str], config_file: Path | None = None) -
     settings = Settings(**values)
     problems += filter(None, [_database_url_problem(settings)])
     problems += _source_problems(settings)
+    problems += _handler_problems(settings)
     if problems:
         raise ConfigError(problems)
     return settings

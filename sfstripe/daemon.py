@@ -1,8 +1,12 @@
 """`sfstripe run`: wires the components, supervises them, and shuts down in order.
 
 Shutdown on SIGTERM/SIGINT: readiness turns false, the sources stop taking new input, the log
-writer commits what it already holds (within `shutdown_grace`), and only then is the rest
-cancelled. Positions are committed with their events, so whatever was acknowledged is durable.
+writer commits what it already holds while the dispatcher finishes its handler calls in flight
+and writes its checkpoints (both within `shutdown_grace`), and only then is the rest cancelled.
+Positions are committed with their events, so whatever was acknowledged is durable.
+
+Only the leader (`sfstripe.leader`) pulls from the sources and dispatches; a second instance
+on the same database stands by, serving health, metrics and webhooks.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from handlers.clients import SalesforceApi
+from handlers.registry import registered_handlers
 from metrics.exposition import metrics_app
 from metrics.instruments import BUILD_INFO, DATABASE_UP, LOG_HEAD
 from sfstripe import __version__
 from sfstripe.config import Settings, disabled_source_hints
 from sfstripe.database import database_dsn, migrate_database
+from sfstripe.handler_runtime import HandlerRuntime
 from sfstripe.health import Readiness, add_health_routes
+from sfstripe.leader import LeaderDuties
 from sfstripe.salesforce_settings import REFRESH_TOKEN_CREDENTIAL, oauth_settings
 from sfstripe.supervisor import Component, supervise
 from state.credentials import StoredCredential
@@ -58,6 +66,7 @@ class _Sources:
     def __init__(self, settings: Settings, intake: LogIntake, event_log: EventLog) -> None:
         self.components: list[tuple[str, Component]] = []
         self.webhook: StripeWebhook | None = None
+        self.salesforce_api: SalesforceApi | None = None  # for the handlers
         self._closers: list[Callable[[], Awaitable[None]]] = []
         if settings.stripe_enabled:
             self._stripe(settings, intake, event_log)
@@ -88,6 +97,7 @@ class _Sources:
             ),
         )
         self.components.append(("salesforce_cdc", source.run))
+        self.salesforce_api = rest
         log.info("source_on", source="salesforce", channels=list(settings.sf_channels))
 
     def _stripe(self, settings: Settings, intake: LogIntake, event_log: EventLog) -> None:
@@ -138,10 +148,11 @@ async def _supervise_all(
     settings: Settings,
     watch: DatabaseWatch,
     intake: LogIntake,
-    sources: _Sources,
+    duties: LeaderDuties,
     readiness: Readiness,
 ) -> None:
-    """Run everything until a signal, then stop intake, drain the writer, cancel the rest."""
+    """Run everything until a signal, then stop intake, drain the writer and the dispatcher,
+    cancel the rest."""
     async with anyio.create_task_group() as daemon:
         daemon.start_soon(supervise, "database_watch", watch.run)
         daemon.start_soon(_export_database_state, watch)
@@ -154,23 +165,17 @@ async def _supervise_all(
                 writer_done.set()
 
         daemon.start_soon(write_log)
-        intake_scope = anyio.CancelScope()
-
-        async def run_sources() -> None:
-            with intake_scope:
-                async with anyio.create_task_group() as group:
-                    for name, component in sources.components:
-                        group.start_soon(supervise, name, component)
-
-        daemon.start_soon(run_sources)
+        daemon.start_soon(supervise, "leadership", duties.run)
         await _until_signal()
         readiness.shutting_down = True
         # Stop taking input first: a source cancelled mid-batch has not moved its position,
         # so whatever it was holding is fetched again after the restart.
-        intake_scope.cancel()
+        duties.stop_intake()
         intake.close()
         with anyio.move_on_after(settings.shutdown_grace) as grace:
-            await writer_done.wait()
+            async with anyio.create_task_group() as drain:
+                drain.start_soon(duties.drain)
+                await writer_done.wait()
         if grace.cancelled_caught:
             log.warning("shutdown_grace_exceeded", grace_s=settings.shutdown_grace)
         daemon.cancel_scope.cancel()
@@ -185,6 +190,7 @@ async def run_daemon(settings: Settings) -> None:
     pool = await open_pool(dsn)
     runners: list[web.AppRunner] = []
     sources: _Sources | None = None
+    runtime: HandlerRuntime | None = None
     try:
         watch = DatabaseWatch(pool)
         event_log = EventLog(pool)
@@ -194,6 +200,8 @@ async def run_daemon(settings: Settings) -> None:
         sources = _Sources(settings, intake, event_log)
         sources.salesforce(settings, intake, event_log, pool)
         sources.webhooks(intake, watch, settings)
+        runtime = HandlerRuntime(settings, registered_handlers(), salesforce=sources.salesforce_api)
+        duties = LeaderDuties(dsn, pool, intake, sources.components, runtime)
 
         http = web.Application(client_max_size=MAX_BODY)
         add_health_routes(http, readiness)
@@ -207,13 +215,15 @@ async def run_daemon(settings: Settings) -> None:
             http=f"{settings.http_host}:{settings.http_port}",
             metrics=f"{settings.metrics_host}:{settings.metrics_port}",
         )
-        await _supervise_all(settings, watch, intake, sources, readiness)
+        await _supervise_all(settings, watch, intake, duties, readiness)
     finally:
         with anyio.CancelScope(shield=True):
             for runner in runners:
                 await runner.cleanup()
             if sources is not None:
                 await sources.close()
+            if runtime is not None:
+                await runtime.close()
             with anyio.move_on_after(2):
                 await pool.close()
     log.info("daemon_stopped")

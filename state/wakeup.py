@@ -11,6 +11,7 @@ from types import TracebackType
 import anyio
 import asyncpg
 
+from state.connections import close_quickly
 from state.log import NOTIFY_CHANNEL
 
 
@@ -33,8 +34,7 @@ class AppendWakeup:
         tb: TracebackType | None,
     ) -> None:
         if self._conn is not None:
-            with anyio.CancelScope(shield=True):
-                await self._conn.close()
+            await close_quickly(self._conn)  # bounded: a silent server must not stall shutdown
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self.head = max(self.head, int(str(payload)))

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import anyio
 import asyncpg
@@ -25,6 +26,7 @@ from metrics.instruments import (
     EVENTS_APPENDED,
     EVENTS_DUPLICATE,
     EVENTS_REJECTED,
+    INGEST_LAG,
     INTAKE_QUEUE_FILL,
     LOG_HEAD,
 )
@@ -214,6 +216,11 @@ class LogIntake:
         )
         for (source, stored), count in counts.items():
             (EVENTS_APPENDED if stored else EVENTS_DUPLICATE).labels(source).inc(count)
+        committed = datetime.now(UTC)
+        for event, outcome in zip(events, result.outcomes, strict=True):
+            if outcome is not None and event.source != "sfstripe":
+                lag = (committed - event.occurred_at).total_seconds()
+                INGEST_LAG.labels(event.source).observe(max(lag, 0.0))
         if result.stored:
             LOG_HEAD.set(result.stored[-1].offset)
         return result

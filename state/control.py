@@ -1,0 +1,59 @@
+"""The control channel: operators' commands tell a running leader to look again.
+
+Dead letter actions and replay requests are rows first; the notification only makes the leader
+look at once. A lost notification costs a delay, never a command: the leader also looks on a
+timeout.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import anyio
+import asyncpg
+
+from state.connections import close_quickly
+from state.sql import query
+
+CONTROL_CHANNEL = "sfstripe_control"
+
+
+async def notify_control(pool: asyncpg.Pool, topic: str) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute(query("notify_control"), topic)
+
+
+class ControlListener:
+    """Collects the topics notified on the control channel until they are taken."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._topics: set[str] = set()
+        self._changed = anyio.Event()
+
+    async def __aenter__(self) -> ControlListener:
+        self._conn = await asyncpg.connect(self._dsn)
+        await self._conn.add_listener(CONTROL_CHANNEL, self._notified)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            await close_quickly(self._conn)
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self._topics.add(str(payload))
+        self._changed.set()
+
+    async def take(self, max_wait: float) -> set[str]:
+        """The topics notified since the last call, waiting up to `max_wait` for one."""
+        with anyio.move_on_after(max_wait):
+            await self._changed.wait()
+        topics, self._topics = self._topics, set()
+        self._changed = anyio.Event()
+        return topics

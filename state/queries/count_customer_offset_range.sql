@@ -1,0 +1,1 @@
+SELECT count(*) FROM events WHERE customer = $1 AND log_offset >= $2 AND log_offset <= $3

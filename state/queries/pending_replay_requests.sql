@@ -1,0 +1,1 @@
+SELECT id FROM replay_requests WHERE status = 'pending' ORDER BY id

@@ -1,0 +1,98 @@
+"""Replay requests: how the CLI asks a running leader to replay, and follows its progress.
+
+The row is the request; a notification on the control channel makes the leader look at once.
+Whoever claims a pending request first runs it, so a request survives the leader's death: a new
+leader, or the CLI that asked, claims it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+
+from state.sql import query
+
+Kind = Literal["log", "position"]
+RequestStatus = Literal["pending", "running", "done", "failed"]
+
+
+class ReplayRequest(msgspec.Struct, frozen=True):
+    id: int
+    kind: Kind
+    status: RequestStatus
+    claimed_by: str | None
+    processed: int
+    total: int | None
+    result: dict[str, Any] | None
+
+
+class ReplayRequests:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def insert(self, kind: Kind, params: dict[str, Any]) -> int:
+        async with self._pool.acquire() as conn:
+            request_id: int = await conn.fetchval(
+                query("insert_replay_request"), kind, msgspec.json.encode(params).decode()
+            )
+        return request_id
+
+    async def claim(self, request_id: int, claimed_by: str) -> tuple[Kind, dict[str, Any]] | None:
+        """The request's kind and parameters if this caller claimed it, else None."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(query("claim_replay_request"), request_id, claimed_by)
+        if row is None:
+            return None
+        params: dict[str, Any] = msgspec.json.decode(row["params"])
+        return row["kind"], params
+
+    async def pending(self) -> list[int]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("pending_replay_requests"))
+        return [row["id"] for row in rows]
+
+    async def progress(self, request_id: int, processed: int, total: int | None) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(query("replay_request_progress"), request_id, processed, total)
+
+    async def finish(self, request_id: int, status: RequestStatus, result: dict[str, Any]) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                query("finish_replay_request"),
+                request_id,
+                status,
+                msgspec.json.encode(result).decode(),
+            )
+
+    async def get(self, request_id: int) -> ReplayRequest | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(query("replay_request"), request_id)
+        if row is None:
+            return None
+        result = msgspec.json.decode(row["result"]) if row["result"] is not None else None
+        return ReplayRequest(
+            row["id"],
+            row["kind"],
+            row["status"],
+            row["claimed_by"],
+            row["processed"],
+            row["total"],
+            result,
+        )
+
+    async def interrupt_running(self) -> list[int]:
+        """Fail requests left `running` by a leader that is gone (call as the new leader)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("interrupt_running_replays"))
+        return [row["id"] for row in rows]
+
+
+async def stripe_event_created(pool: asyncpg.Pool, event_id: str) -> datetime | None:
+    """When a logged Stripe event was created (to seed a moved poller cursor); None when it is
+    not in the log."""
+    async with pool.acquire() as conn:
+        created: datetime | None = await conn.fetchval(query("stripe_event_created"), event_id)
+    return created

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import append, cometd, dispatch
+from bench import append, cometd, dispatch, webhooks
 
 
 def main(argv: list[str]) -> int:
@@ -12,6 +12,7 @@ def main(argv: list[str]) -> int:
         "append": append.main,
         "cometd": cometd.main,
         "dispatch": dispatch.main,
+        "webhooks": webhooks.main,
     }
     if not argv or argv[0] not in benches:
         print(f"usage: python -m bench {{{','.join(benches)}}} [options]", file=sys.stderr)

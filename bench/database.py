@@ -21,22 +21,36 @@ def _with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    """Yield the DSN of a new, migrated database and drop it afterwards."""
-    server = os.environ.get("SFSTRIPE_TEST_DATABASE_URL") or os.environ.get("SFSTRIPE_DATABASE_URL")
+async def database_server(server: str | None = None) -> str:
+    """`server`, else the configured server (as the tests find it), else the embedded one."""
+    server = (
+        server
+        or os.environ.get("SFSTRIPE_TEST_DATABASE_URL")
+        or os.environ.get("SFSTRIPE_DATABASE_URL")
+    )
     if not server:
         server = await start_embedded(Path(os.environ.get("SFSTRIPE_DATA_DIR", ".sfstripe")))
+    return server
+
+
+@asynccontextmanager
+async def scratch_database(
+    server: str | None = None, *, migrated: bool = True
+) -> AsyncIterator[str]:
+    """Yield the DSN of a new database (with sfstripe's schema unless `migrated` is false) on
+    `database_server(server)`, and drop it afterwards."""
+    server = await database_server(server)
     name = f"sfstripe_bench_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = _with_database(server, name)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
+        if migrated:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
         yield dsn
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

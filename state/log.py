@@ -141,18 +141,28 @@ async def _append_locked(
     positions: Sequence[SourcePosition],
     memory: _Memory,
     links: Sequence[Link] = (),
+    *,
+    probe: bool = False,
 ) -> tuple[_Plan, int]:
-    if links:
-        await conn.execute(query("lock_head"))
-        for alias, linked in (await _link_locked(conn, links)).items():
-            if linked is None:
-                log.warning("relink_refused", alias=alias)
+    """Under the head lock, link, plan and copy. Keys this process has not stored are trusted
+    to be new (the COPY fails on a duplicate and the caller retries with `probe`), so the
+    common case costs no look-up of keys."""
     head: int = await conn.fetchval(query("lock_head"))
-    aliases = list({e.customer for e in events if ALIAS_SEPARATOR in e.customer})
+    aliases = {e.customer for e in events if ALIAS_SEPARATOR in e.customer}
+    aliases |= {link.alias for link in links}
     resolved: dict[str, str] = {}
     if aliases:
-        rows = await conn.fetch(query("resolve_aliases"), aliases)
+        rows = await conn.fetch(query("resolve_aliases"), list(aliases))
         resolved = {row["alias"]: row["customer"] for row in rows}
+    if links:
+        status, marked = await _link_locked(conn, links, resolved)
+        for alias, linked in status.items():
+            if linked is None:
+                log.warning("relink_refused", alias=alias)
+            elif linked:
+                resolved[alias] = next(k.customer for k in links if k.alias == alias)
+        if marked:
+            head = await conn.fetchval(query("lock_head"))  # the markers moved it
     customers = {resolved.get(e.customer, e.customer) for e in events}
     if memory.head != head:
         memory.last_seq.clear()  # someone else appended since: every remembered seq is suspect
@@ -161,26 +171,17 @@ async def _append_locked(
     if missing:
         last_seq.update(await _last_seqs(conn, missing))
     known: set[Key] = {key for e in events if (key := _key(e)) in memory.stored}
+    if probe:
+        candidates = [_key(e) for e in events if _key(e) not in known]
+        rows = await conn.fetch(
+            query("stored_keys"),
+            [source for source, _ in candidates],
+            [event_id for _, event_id in candidates],
+        )
+        known |= {(row["source"], row["source_event_id"]) for row in rows}
     plan = _plan(events, head, known, resolved, last_seq)
     if plan.records:
-        try:
-            async with conn.transaction():
-                await conn.copy_records_to_table(
-                    "events", records=plan.records, columns=_COPY_COLUMNS
-                )
-        except asyncpg.UniqueViolationError:
-            # Something this process has not seen is stored already: ask, then copy the rest.
-            rows = await conn.fetch(
-                query("stored_keys"),
-                [source for source, _ in plan.keys],
-                [event_id for _, event_id in plan.keys],
-            )
-            known |= {(row["source"], row["source_event_id"]) for row in rows}
-            plan = _plan(events, head, known, resolved, last_seq)
-            if plan.records:
-                await conn.copy_records_to_table(
-                    "events", records=plan.records, columns=_COPY_COLUMNS
-                )
+        await conn.copy_records_to_table("events", records=plan.records, columns=_COPY_COLUMNS)
     latest = {(p.source, p.channel): p.position for p in positions}
     new_head = head + len(plan.records)
     await conn.execute(
@@ -194,11 +195,14 @@ async def _append_locked(
     return plan, new_head
 
 
-async def _link_locked(conn: Connection, links: Sequence[Link]) -> dict[str, bool | None]:
-    """Link under the head lock. Per alias: True when linked now, False when it already was,
-    None when it belongs to another customer (relinking would rewrite history).
+async def _link_locked(
+    conn: Connection, links: Sequence[Link], current: dict[str, str]
+) -> tuple[dict[str, bool | None], bool]:
+    """Link under the head lock, knowing the aliases' `current` customers. Per alias: True when
+    linked now, False when it already was, None when it belongs to another customer (relinking
+    would rewrite history). Also says whether marker events were appended.
 
-    A batch costs two look-ups and one insert; only an alias that already has its own stream
+    A batch costs one look-up and one insert; only an alias that already has its own stream
     needs the marker pair (see `EventLog.link`).
     """
     wanted: dict[str, str] = {}
@@ -208,26 +212,26 @@ async def _link_locked(conn: Connection, links: Sequence[Link]) -> dict[str, boo
             raise ValueError(f"an alias has a kind prefix such as 'stripe:': {link.alias!r}")
         if wanted.setdefault(link.alias, link.customer) != link.customer:
             status[link.alias] = None
-    rows = await conn.fetch(query("resolve_aliases"), list(wanted))
-    for row in rows:
-        same = wanted.pop(row["alias"]) == row["customer"]
-        status[row["alias"]] = False if same and row["alias"] not in status else None
+    for alias in [alias for alias in wanted if alias in current]:
+        same = wanted.pop(alias) == current[alias]
+        status[alias] = False if same and alias not in status else None
     if not wanted:
-        return status
+        return status, False
     seqs = await _last_seqs(conn, list(wanted))
     plain = [alias for alias in wanted if not seqs[alias]]
     await conn.execute(query("link_aliases"), plain, [wanted[alias] for alias in plain])
     memory = _Memory(0)  # links with history are rare: plan from the database alone
-    for alias in (alias for alias in wanted if seqs[alias]):
+    with_history = [alias for alias in wanted if seqs[alias]]
+    for alias in with_history:
         customer = wanted[alias]
         body = {"alias": alias, "customer": customer, "alias_last_seq": seqs[alias] + 1}
         closing = marker(alias, f"link:{alias}:closed", "sfstripe.link", body)
-        await _append_locked(conn, [closing], (), memory)
+        await _append_locked(conn, [closing], (), memory, probe=True)
         await conn.execute(query("link_aliases"), [alias], [customer])
         joined = marker(customer, f"link:{alias}:joined", "sfstripe.link", body)
-        await _append_locked(conn, [joined], (), memory)
+        await _append_locked(conn, [joined], (), memory, probe=True)
     status.update(dict.fromkeys(wanted, True))
-    return status
+    return status, bool(with_history)
 
 
 def marker(customer: str, marker_id: str, type_: str, body: object) -> NewEvent:
@@ -279,8 +283,18 @@ class EventLog:
         and logged, and its events stay where the alias points.
         """
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                plan, new_head = await _append_locked(conn, events, positions, self._memory, links)
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    plan, new_head = await _append_locked(
+                        conn, events, positions, self._memory, links
+                    )
+            except asyncpg.UniqueViolationError:
+                # Something this process has not seen is stored already: the transaction is
+                # void, so do it again, this time asking which keys exist before copying.
+                async with self._pool.acquire() as conn, conn.transaction():
+                    plan, new_head = await _append_locked(
+                        conn, events, positions, self._memory, links, probe=True
+                    )
         except BaseException:
             self._memory.head = None  # the commit's fate is unknown: trust nothing cached
             raise
@@ -297,11 +311,13 @@ class EventLog:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(query("lock_head"))
-            linked = (await _link_locked(conn, [Link(alias, customer)]))[alias]
+            rows = await conn.fetch(query("resolve_aliases"), [alias])
+            current = {row["alias"]: row["customer"] for row in rows}
+            status, _ = await _link_locked(conn, [Link(alias, customer)], current)
+            linked = status[alias]
         self._memory.head = None
         if linked is None:
-            current = await self.resolve(alias)
-            raise AliasConflict(f"{alias} is linked to {current}, not {customer}")
+            raise AliasConflict(f"{alias} is linked to {current.get(alias)}, not {customer}")
         return linked
 
     async def reject(self, event: NewEvent, reason: str) -> None:

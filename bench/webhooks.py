@@ -224,7 +224,11 @@ async def _commit_metrics(port: int | None) -> tuple[float, float, float]:
     return (
         float(values.get("sfstripe_append_batch_seconds_count", 0)),
         float(values.get("sfstripe_append_batch_seconds_sum", 0)),
-        float(values.get('sfstripe_events_appended_total{source="stripe"}', 0)),
+        sum(
+            float(value)
+            for name, value in values.items()
+            if name.startswith('sfstripe_events_appended_total{source="stripe"')
+        ),
     )
 
 

@@ -18,8 +18,8 @@ LOG_HEAD = Gauge(
 )
 EVENTS_APPENDED = Counter(
     "sfstripe_events_appended_total",
-    "Events committed to the log.",
-    ["source"],
+    "Events committed to the log (ingested), by source and event type.",
+    ["source", "type"],
     registry=REGISTRY,
 )
 EVENTS_DUPLICATE = Counter(

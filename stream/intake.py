@@ -210,12 +210,20 @@ class LogIntake:
                 continue
             APPEND_SECONDS.observe(time.perf_counter() - started)
             break
-        counts = Counter(
-            (event.source, outcome is not None)
+        stored = Counter(
+            (event.source, event.type)
             for event, outcome in zip(events, result.outcomes, strict=True)
+            if outcome is not None
         )
-        for (source, stored), count in counts.items():
-            (EVENTS_APPENDED if stored else EVENTS_DUPLICATE).labels(source).inc(count)
+        for (source, type_), count in stored.items():
+            EVENTS_APPENDED.labels(source, type_).inc(count)
+        duplicates = Counter(
+            event.source
+            for event, outcome in zip(events, result.outcomes, strict=True)
+            if outcome is None
+        )
+        for source, count in duplicates.items():
+            EVENTS_DUPLICATE.labels(source).inc(count)
         committed = datetime.now(UTC)
         for event, outcome in zip(events, result.outcomes, strict=True):
             if outcome is not None and event.source != "sfstripe":

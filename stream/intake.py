@@ -225,10 +225,11 @@ class LogIntake:
         for source, count in duplicates.items():
             EVENTS_DUPLICATE.labels(source).inc(count)
         committed = datetime.now(UTC)
+        lags = {source: INGEST_LAG.labels(source) for source, _ in stored}
         for event, outcome in zip(events, result.outcomes, strict=True):
             if outcome is not None and event.source != "sfstripe":
                 lag = (committed - event.occurred_at).total_seconds()
-                INGEST_LAG.labels(event.source).observe(max(lag, 0.0))
+                lags[event.source].observe(max(lag, 0.0))
         if result.stored:
             LOG_HEAD.set(result.stored[-1].offset)
         return result

@@ -10,6 +10,16 @@ import anyio.to_thread
 import asyncpg
 
 
+class _StatelessConnection(asyncpg.Connection):
+    """Pooled connections keep no session state (SET, LISTEN and advisory locks live on
+    dedicated connections), so giving one back skips asyncpg's reset query: one round trip
+    less per use, which the append path pays once per batch. Open transactions are still
+    rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose sessions identify themselves in `pg_stat_activity`."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -17,6 +27,7 @@ async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> async
         min_size=min_size,
         max_size=max_size,
         server_settings={"application_name": "sfstripe"},
+        connection_class=_StatelessConnection,
     )
     return pool
 

@@ -246,7 +246,8 @@ def marker(customer: str, marker_id: str, type_: str, body: object) -> NewEvent:
     )
 
 
-def _record(row: asyncpg.Record) -> LoggedEvent:
+def logged_event(row: asyncpg.Record) -> LoggedEvent:
+    """A row of the events table (as the read queries select it) as a LoggedEvent."""
     return LoggedEvent(
         offset=row["log_offset"],
         customer=row["customer"],
@@ -356,13 +357,13 @@ class EventLog:
         upper = to_offset if to_offset is not None else 2**63 - 1
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(query("read_from_offset"), after_offset, upper, limit)
-        return [_record(row) for row in rows]
+        return [logged_event(row) for row in rows]
 
     async def read_customer(self, customer: str, after_seq: int, limit: int) -> list[LoggedEvent]:
         """One customer's events with seq > `after_seq`, in seq order."""
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(query("read_customer"), customer, after_seq, limit)
-        return [_record(row) for row in rows]
+        return [logged_event(row) for row in rows]
 
     async def read_customer_after_offset(
         self, customer: str, after_offset: int, limit: int
@@ -372,7 +373,7 @@ class EventLog:
             rows = await conn.fetch(
                 query("read_customer_from_offset"), customer, after_offset, limit
             )
-        return [_record(row) for row in rows]
+        return [logged_event(row) for row in rows]
 
     async def summary(self) -> tuple[int, datetime | None]:
         """The head offset and when the newest event was committed."""

@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import asyncpg
 
+from state.log import logged_event
 from state.records import LoggedEvent
 from state.sql import query
-
-
-def logged_event(row: asyncpg.Record) -> LoggedEvent:
-    return LoggedEvent(
-        offset=row["log_offset"],
-        customer=row["customer"],
-        seq=row["seq"],
-        source=row["source"],
-        source_event_id=row["source_event_id"],
-        type=row["type"],
-        object_type=row["object_type"],
-        object_id=row["object_id"],
-        occurred_at=row["occurred_at"],
-        ingested_at=row["ingested_at"],
-        payload=row["payload"],
-    )
 
 
 class LogRanges:

@@ -53,8 +53,9 @@ class _Memory:
     """What this process knows from its own commits, so appends skip most look-ups.
 
     `last_seq` is trusted only while the log head is the one this process left behind (nobody
-    else appended since); `stored` keys stay true forever (events are never deleted), so they
-    answer most duplicate questions without the database. Both are bounded.
+    else appended since); `stored` keys and `linked` aliases stay true forever (events are
+    never deleted, links never change), so they answer most duplicate and routing questions
+    without the database. All are bounded.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -62,18 +63,19 @@ class _Memory:
         self.head: int | None = None
         self.last_seq: OrderedDict[str, int] = OrderedDict()
         self.stored: OrderedDict[Key, None] = OrderedDict()
+        self.linked: OrderedDict[str, str] = OrderedDict()
 
-    def remember(self, head: int, seqs: dict[str, int], keys: list[Key]) -> None:
+    def remember(self, head: int, plan: _Plan) -> None:
         self.head = head
-        for customer, seq in seqs.items():
+        for customer, seq in plan.seqs.items():
             self.last_seq[customer] = seq
             self.last_seq.move_to_end(customer)
-        for key in keys:
+        for key in plan.keys:
             self.stored[key] = None
-        while len(self.last_seq) > self.capacity:
-            self.last_seq.popitem(last=False)
-        while len(self.stored) > self.capacity:
-            self.stored.popitem(last=False)
+        self.linked.update(plan.linked)
+        for memory in (self.last_seq, self.stored, self.linked):
+            while len(memory) > self.capacity:
+                memory.popitem(last=False)
 
 
 class _Plan:
@@ -85,6 +87,7 @@ class _Plan:
         self.outcomes: list[Stored | None] = []
         self.seqs: dict[str, int] = {}
         self.keys: list[Key] = []
+        self.linked: dict[str, str] = {}
 
 
 def _key(event: NewEvent) -> Key:
@@ -150,10 +153,11 @@ async def _append_locked(
     head: int = await conn.fetchval(query("lock_head"))
     aliases = {e.customer for e in events if ALIAS_SEPARATOR in e.customer}
     aliases |= {link.alias for link in links}
-    resolved: dict[str, str] = {}
-    if aliases:
-        rows = await conn.fetch(query("resolve_aliases"), list(aliases))
-        resolved = {row["alias"]: row["customer"] for row in rows}
+    resolved = {alias: memory.linked[alias] for alias in aliases if alias in memory.linked}
+    unknown = [alias for alias in aliases if alias not in resolved]
+    if unknown:
+        rows = await conn.fetch(query("resolve_aliases"), unknown)
+        resolved.update({row["alias"]: row["customer"] for row in rows})
     if links:
         status, marked = await _link_locked(conn, links, resolved)
         for alias, linked in status.items():
@@ -180,6 +184,7 @@ async def _append_locked(
         )
         known |= {(row["source"], row["source_event_id"]) for row in rows}
     plan = _plan(events, head, known, resolved, last_seq)
+    plan.linked = resolved  # remembered only once this transaction commits
     if plan.records:
         await conn.copy_records_to_table("events", records=plan.records, columns=_COPY_COLUMNS)
     latest = {(p.source, p.channel): p.position for p in positions}
@@ -299,7 +304,7 @@ class EventLog:
         except BaseException:
             self._memory.head = None  # the commit's fate is unknown: trust nothing cached
             raise
-        self._memory.remember(new_head, plan.seqs, plan.keys)
+        self._memory.remember(new_head, plan)
         return AppendResult(plan.outcomes)
 
     async def link(self, alias: str, customer: str) -> bool:

@@ -179,3 +179,14 @@ async def test_links_made_with_an_append_route_its_events(event_log: EventLog) -
         "s2",
         "s3",
     ]
+
+
+async def test_a_link_made_by_another_process_is_followed_at_once(pool: asyncpg.Pool) -> None:
+    mine, theirs = EventLog(pool), EventLog(pool)
+    await mine.append([event("s1", customer="stripe:cus_9")])  # unlinked: its own stream
+    await theirs.link("stripe:cus_9", "001Z")
+    result = await mine.append([event("s2", customer="stripe:cus_9")])
+    assert result.stored[0].customer == "001Z"
+    # and a link this process learnt keeps routing without asking again
+    again = await mine.append([event("s3", customer="stripe:cus_9")])
+    assert again.stored[0].customer == "001Z"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import asyncpg
@@ -36,6 +37,32 @@ async def sdk(url: str) -> AsyncIterator[stripe.StripeClient]:
         await http.close_async()
 
 
+async def paying_customer(client: stripe.StripeClient, fields: dict[str, Any]) -> stripe.Customer:
+    """A customer whose default payment method is a card that pays."""
+    customer = await client.v1.customers.create_async(params=fields)  # type: ignore[arg-type]
+    card = await client.v1.payment_methods.attach_async(
+        "pm_card_visa", params={"customer": customer.id}
+    )
+    await client.v1.customers.update_async(
+        customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
+    )
+    return customer
+
+
+async def recurring_price(
+    client: stripe.StripeClient, name: str, amount: int, interval: str
+) -> stripe.Price:
+    product = await client.v1.products.create_async(params={"name": name})
+    return await client.v1.prices.create_async(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": amount,
+            "recurring": {"interval": interval},  # type: ignore[typeddict-item]
+        }
+    )
+
+
 async def all_event_ids(client: stripe.StripeClient) -> list[str]:
     """Every event the emulator lists, newest first, paging as Stripe documents."""
     ids: list[str] = []
@@ -59,24 +86,10 @@ async def test_billing_events_arrive_once_by_webhook_and_by_polling(pool: asyncp
             params={"url": rx.url, "enabled_events": ["*"]}
         )
         secrets.append(endpoint.secret or "")
-        customer = await client.v1.customers.create_async(
-            params={"email": "billing@emu.example", "metadata": {"sf_account_id": ACCOUNT}}
+        customer = await paying_customer(
+            client, {"email": "billing@emu.example", "metadata": {"sf_account_id": ACCOUNT}}
         )
-        card = await client.v1.payment_methods.attach_async(
-            "pm_card_visa", params={"customer": customer.id}
-        )
-        await client.v1.customers.update_async(
-            customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
-        )
-        product = await client.v1.products.create_async(params={"name": "Seats"})
-        price = await client.v1.prices.create_async(
-            params={
-                "product": product.id,
-                "currency": "usd",
-                "unit_amount": 1500,
-                "recurring": {"interval": "month"},
-            }
-        )
+        price = await recurring_price(client, "Seats", 1500, "month")
         subscription = await client.v1.subscriptions.create_async(
             params={"customer": customer.id, "items": [{"price": price.id, "quantity": 5}]}
         )
@@ -133,22 +146,8 @@ async def test_polling_alone_catches_up_in_order_across_renewals(pool: asyncpg.P
     ):
         tg.start_soon(intake.run)
         poller = StripePoller(client, intake, log, initial="all")
-        customer = await client.v1.customers.create_async(params={"email": "poll@emu.example"})
-        card = await client.v1.payment_methods.attach_async(
-            "pm_card_visa", params={"customer": customer.id}
-        )
-        await client.v1.customers.update_async(
-            customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
-        )
-        product = await client.v1.products.create_async(params={"name": "Plan"})
-        price = await client.v1.prices.create_async(
-            params={
-                "product": product.id,
-                "currency": "usd",
-                "unit_amount": 900,
-                "recurring": {"interval": "week"},
-            }
-        )
+        customer = await paying_customer(client, {"email": "poll@emu.example"})
+        price = await recurring_price(client, "Plan", 900, "week")
         await client.v1.subscriptions.create_async(
             params={"customer": customer.id, "items": [{"price": price.id}]}
         )

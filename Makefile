@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench
+.PHONY: run demo test lint bench
 
 $(BIN)/sfstripe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(BIN)/sfstripe: pyproject.toml
 ## Set up (once) and run the daemon; with no SFSTRIPE_DATABASE_URL it runs its own PostgreSQL.
 run: $(BIN)/sfstripe
 	$(BIN)/sfstripe run
+
+## The daemon against the built-in Stripe Billing emulator, with a sample customer's story.
+demo: $(BIN)/sfstripe
+	$(BIN)/sfstripe demo
 
 ## Set up (once), then lint, type-check and run every test.
 test: $(BIN)/sfstripe lint

@@ -86,6 +86,16 @@ def run(ctx: click.Context) -> None:
 
 @cli.command()
 @click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the daemon against the built-in Stripe Billing emulator, with a sample customer."""
+    from sfstripe.demo import run_demo
+
+    settings = _settings(ctx)
+    _run(lambda: run_demo(settings))
+
+
+@cli.command()
+@click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Apply pending database migrations (safe to run from two processes at once)."""
     settings = _settings(ctx)

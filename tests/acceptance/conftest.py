@@ -35,8 +35,8 @@ def daemons(workdir: Path, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     """Start `sfstripe run` subprocesses; any still running at the end is killed."""
     started: list[Daemon] = []
 
-    def start(env: Mapping[str, str], cwd: Path | None = None) -> Daemon:
-        daemon = Daemon(env, cwd or workdir, tmp_path / "logs")
+    def start(env: Mapping[str, str], cwd: Path | None = None, command: str = "run") -> Daemon:
+        daemon = Daemon(env, cwd or workdir, tmp_path / "logs", command)
         started.append(daemon)
         return daemon.start()
 

@@ -108,7 +108,10 @@ def eventually(
 class Daemon:
     """One `sfstripe run` subprocess; its stderr goes to a file so it can never block."""
 
-    def __init__(self, env: Mapping[str, str], cwd: Path, log_dir: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], cwd: Path, log_dir: Path, command: str = "run"
+    ) -> None:
+        self.command = command
         self.http_port = free_port()
         self.metrics_port = free_port()
         self.env = {
@@ -127,7 +130,7 @@ class Daemon:
     def start(self) -> Daemon:
         with self.stderr_path.open("wb") as err, self.stdout_path.open("wb") as out:
             self.process = subprocess.Popen(
-                [*COMMAND, "run"],
+                [*COMMAND, self.command],
                 env=self.env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,

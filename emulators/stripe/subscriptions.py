@@ -101,6 +101,36 @@ def _product_name(account: Account, price: Obj) -> str:
     return str(product["name"]) if product else str(price["product"])
 
 
+def _bill_item(
+    account: Account,
+    invoice: Obj,
+    subscription: Obj,
+    item: Obj,
+    *,
+    price: Obj,
+    name: str,
+    amount: int,
+    period: tuple[int, int],
+    quantity: int | None = None,
+    description: str | None = None,
+) -> None:
+    """One line on `invoice` billed straight from a subscription item (not an invoice item)."""
+    invoices.add_line(
+        account,
+        invoice,
+        invoices.subscription_line(
+            subscription=subscription["id"],
+            subscription_item=item["id"],
+            price=price,
+            product_name=name,
+            quantity=item["quantity"] if quantity is None else quantity,
+            amount=amount,
+            period=period,
+            description=description,
+        ),
+    )
+
+
 def _licensed(price: Obj) -> bool:
     return bool(price["recurring"]) and price["recurring"]["usage_type"] == "licensed"
 
@@ -318,20 +348,17 @@ def create(call: Call) -> Obj:  # noqa: PLR0912, PLR0915 - one pass over Stripe'
             amount = prorated(full, previous_anchor, anchor_param, now)
             description = f"Remaining time on {item['quantity']} {TIMES} {name} after {_date(now)}"
         else:
-            amount, description = int(full), f"{item['quantity']} {TIMES} {name}"
-        invoices.add_line(
+            amount, description = int(full), None  # the default: "<quantity> TIMES <product>"
+        _bill_item(
             account,
             invoice,
-            invoices.subscription_line(
-                subscription=subscription["id"],
-                subscription_item=item["id"],
-                price=price,
-                product_name=name,
-                quantity=item["quantity"],
-                amount=amount,
-                period=(now, period_end),
-                description=description,
-            ),
+            subscription,
+            item,
+            price=price,
+            name=name,
+            amount=amount,
+            period=(now, period_end),
+            description=description,
         )
     for extra in array(params, "add_invoice_items"):
         price = account.get("price", required_text(extra, "price"), "add_invoice_items[price]")
@@ -636,19 +663,15 @@ def _period_lines(account: Account, subscription: Obj, invoice: Obj) -> None:
         price = _price_of(account, item)
         if not _licensed(price):
             continue
-        name = _product_name(account, price)
-        invoices.add_line(
+        _bill_item(
             account,
             invoice,
-            invoices.subscription_line(
-                subscription=subscription["id"],
-                subscription_item=item["id"],
-                price=price,
-                product_name=name,
-                quantity=item["quantity"],
-                amount=int(line_amount(price["unit_amount_decimal"], item["quantity"])),
-                period=(subscription["_period_start"], subscription["_period_end"]),
-            ),
+            subscription,
+            item,
+            price=price,
+            name=_product_name(account, price),
+            amount=int(line_amount(price["unit_amount_decimal"], item["quantity"])),
+            period=(subscription["_period_start"], subscription["_period_end"]),
         )
 
 
@@ -662,19 +685,18 @@ def _usage_lines(account: Account, subscription: Obj, invoice: Obj, start: int, 
             account, price["recurring"]["meter"], subscription["customer"], start, end
         )
         amount = prorated(line_amount(price["unit_amount_decimal"], 1) * usage, 0, 1, 0)
-        invoices.add_line(
+        name = _product_name(account, price)
+        _bill_item(
             account,
             invoice,
-            invoices.subscription_line(
-                subscription=subscription["id"],
-                subscription_item=item["id"],
-                price=price,
-                product_name=_product_name(account, price),
-                quantity=int(usage),
-                amount=amount,
-                period=(start, end),
-                description=f"{usage.normalize():f} {TIMES} {_product_name(account, price)}",
-            ),
+            subscription,
+            item,
+            price=price,
+            name=name,
+            amount=amount,
+            period=(start, end),
+            quantity=int(usage),
+            description=f"{usage.normalize():f} {TIMES} {name}",
         )
 
 

@@ -1,6 +1,10 @@
-"""Closing a dedicated connection without waiting on a database that stopped answering."""
+"""Dedicated connections: closing one without waiting on a database that stopped answering,
+and one that LISTENs on a channel."""
 
 from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
 
 import anyio
 import asyncpg
@@ -20,3 +24,33 @@ async def close_quickly(conn: asyncpg.Connection) -> None:
                 pass
         if not conn.is_closed():
             conn.terminate()
+
+
+class ChannelListener:
+    """A connection of its own that LISTENs on `channel`; subclasses say what a notification
+    means in `notified`. Pooled connections must not listen (they are not reset on release)."""
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._conn: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> Self:
+        self._conn = await asyncpg.connect(self._dsn)
+        await self._conn.add_listener(self._channel, self._received)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            await close_quickly(self._conn)  # bounded: a silent server must not stall shutdown
+
+    def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self.notified(str(payload))
+
+    def notified(self, payload: str) -> None:
+        raise NotImplementedError

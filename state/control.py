@@ -7,12 +7,10 @@ timeout.
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import anyio
 import asyncpg
 
-from state.connections import close_quickly
+from state.connections import ChannelListener
 from state.sql import query
 
 CONTROL_CHANNEL = "sfstripe_control"
@@ -23,31 +21,16 @@ async def notify_control(pool: asyncpg.Pool, topic: str) -> None:
         await conn.execute(query("notify_control"), topic)
 
 
-class ControlListener:
+class ControlListener(ChannelListener):
     """Collects the topics notified on the control channel until they are taken."""
 
     def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._conn: asyncpg.Connection | None = None
+        super().__init__(dsn, CONTROL_CHANNEL)
         self._topics: set[str] = set()
         self._changed = anyio.Event()
 
-    async def __aenter__(self) -> ControlListener:
-        self._conn = await asyncpg.connect(self._dsn)
-        await self._conn.add_listener(CONTROL_CHANNEL, self._notified)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._conn is not None:
-            await close_quickly(self._conn)
-
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self._topics.add(str(payload))
+    def notified(self, payload: str) -> None:
+        self._topics.add(payload)
         self._changed.set()
 
     async def take(self, max_wait: float) -> set[str]:

@@ -6,38 +6,20 @@ timeout and re-read: the wake-up makes reading prompt, never the only way it hap
 
 from __future__ import annotations
 
-from types import TracebackType
-
 import anyio
-import asyncpg
 
-from state.connections import close_quickly
+from state.connections import ChannelListener
 from state.log import NOTIFY_CHANNEL
 
 
-class AppendWakeup:
+class AppendWakeup(ChannelListener):
     def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._conn: asyncpg.Connection | None = None
+        super().__init__(dsn, NOTIFY_CHANNEL)
         self._changed = anyio.Event()
         self.head = 0
 
-    async def __aenter__(self) -> AppendWakeup:
-        self._conn = await asyncpg.connect(self._dsn)
-        await self._conn.add_listener(NOTIFY_CHANNEL, self._notified)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._conn is not None:
-            await close_quickly(self._conn)  # bounded: a silent server must not stall shutdown
-
-    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self.head = max(self.head, int(str(payload)))
+    def notified(self, payload: str) -> None:
+        self.head = max(self.head, int(payload))
         self._changed.set()
         self._changed = anyio.Event()
 

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import anyio
 import asyncpg
 import pytest
 
-from state.log import EventLog
-from state.records import AppendResult, Link, NewEvent, SourcePosition
+from state.records import AppendResult, NewEvent, SourcePosition
 from state.watch import DatabaseWatch
 from stream.intake import IntakeClosed, LogIntake
 from tests.events import event
-
-
-class CountingLog(EventLog):
-    """The real log, counting transactions and able to hold or fail them on demand."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(pool)
-        self.transactions = 0
-        self.gate = anyio.Event()
-        self.gate.set()
-        self.failures: list[BaseException] = []
-
-    async def append(
-        self,
-        events: Sequence[NewEvent],
-        positions: Sequence[SourcePosition] = (),
-        links: Sequence[Link] = (),
-    ) -> AppendResult:
-        await self.gate.wait()
-        if self.failures:
-            raise self.failures.pop(0)
-        self.transactions += 1
-        return await super().append(events, positions, links)
+from tests.log_doubles import ControlledLog
 
 
 async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:
-    log = CountingLog(pool)
+    log = ControlledLog(pool)
     intake = LogIntake(log, DatabaseWatch(pool))
     log.gate = anyio.Event()  # hold the first commit so that the others queue up behind it
     results: dict[int, AppendResult] = {}
@@ -65,7 +40,7 @@ async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:
 
 
 async def test_full_queue_makes_sources_wait(pool: asyncpg.Pool) -> None:
-    log = CountingLog(pool)
+    log = ControlledLog(pool)
     log.gate = anyio.Event()
     intake = LogIntake(log, DatabaseWatch(pool), queue_size=2, max_batch_events=1)
     entered: list[int] = []
@@ -90,7 +65,7 @@ async def test_full_queue_makes_sources_wait(pool: asyncpg.Pool) -> None:
 
 
 async def test_outage_pauses_and_retries_without_loss(pool: asyncpg.Pool) -> None:
-    log = CountingLog(pool)
+    log = ControlledLog(pool)
     watch = DatabaseWatch(pool, interval=0.05)
     intake = LogIntake(log, watch)
     log.failures = [ConnectionResetError("gone"), ConnectionRefusedError("still gone")]
@@ -112,7 +87,7 @@ async def test_outage_pauses_and_retries_without_loss(pool: asyncpg.Pool) -> Non
 async def test_an_unstorable_event_is_kept_aside_and_its_neighbours_commit(
     pool: asyncpg.Pool,
 ) -> None:
-    log = CountingLog(pool)
+    log = ControlledLog(pool)
     intake = LogIntake(log, DatabaseWatch(pool))
     log.gate = anyio.Event()
     outcomes: dict[str, AppendResult] = {}
@@ -147,7 +122,7 @@ async def test_an_unstorable_event_is_kept_aside_and_its_neighbours_commit(
 
 
 async def test_closed_intake_refuses_new_batches_after_draining(pool: asyncpg.Pool) -> None:
-    log = CountingLog(pool)
+    log = ControlledLog(pool)
     intake = LogIntake(log, DatabaseWatch(pool))
     async with anyio.create_task_group() as tg:
         tg.start_soon(intake.run)

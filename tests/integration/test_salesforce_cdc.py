@@ -21,6 +21,7 @@ from stream.salesforce.auth import SalesforceAuth
 from stream.salesforce.cdc_events import record_fields
 from stream.salesforce.cdc_source import CdcOptions, CdcSource
 from stream.salesforce.rest import SalesforceRest
+from tests.log_doubles import ControlledLog
 from tests.salesforce_support import password_flow
 from tests.sfserver_fixture import (
     API_VERSION,
@@ -32,19 +33,6 @@ from tests.sfserver_fixture import (
 from tests.waiting import wait_until
 
 ACCOUNTS = "/data/AccountChangeEvent"
-
-
-class GatedLog(EventLog):
-    """The real log, whose appends can be held (a slow consumer)."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(pool)
-        self.gate = anyio.Event()
-        self.gate.set()
-
-    async def append(self, *args: Any, **kwargs: Any) -> Any:
-        await self.gate.wait()
-        return await super().append(*args, **kwargs)
 
 
 @asynccontextmanager
@@ -269,7 +257,7 @@ async def test_a_failed_automatic_re_subscribe_is_detected_and_repaired(
 async def test_redelivery_after_a_slow_consumer_lost_its_session_is_deduplicated(
     pool: asyncpg.Pool, sf: SalesforceServer
 ) -> None:
-    event_log = GatedLog(pool)
+    event_log = ControlledLog(pool)
     async with running_source(pool, sf, event_log) as (_, _, _rest):
         await sf.edit_record("Account", {"Name": "First"})
         await wait_for_count(event_log, 1)
@@ -317,7 +305,7 @@ def received() -> float:
 async def test_a_stalled_log_stops_the_client_pulling(
     pool: asyncpg.Pool, sf: SalesforceServer
 ) -> None:
-    event_log = GatedLog(pool)
+    event_log = ControlledLog(pool)
     options = {"buffer_size": 5, "max_batch": 5}
     async with running_source(pool, sf, event_log, **options) as (_, _, _rest):
         await sf.edit_record("Account", {"Name": "First"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,11 +22,12 @@ import pytest
 
 from metrics.registry import REGISTRY
 from state.log import EventLog
-from state.records import AppendResult, Link, LoggedEvent, NewEvent, SourcePosition
+from state.records import LoggedEvent
 from state.watch import DatabaseWatch
 from stream.stripe.routing import route
 from stream.stripe.webhook import MAX_BODY
 from tests import stripe_payloads as sp
+from tests.log_doubles import ControlledLog
 from tests.stripe_payloads import (
     OTHER_SECRET,
     SECRET,
@@ -38,33 +39,6 @@ from tests.stripe_payloads import (
 )
 
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=15)
-
-
-class GatedLog(EventLog):
-    """The real log, counting its transactions; `gate` holds appends, `delay` slows them."""
-
-    def __init__(self, pool: asyncpg.Pool, *, delay: float = 0.0) -> None:
-        super().__init__(pool)
-        self.gate = anyio.Event()
-        self.gate.set()
-        self.delay = delay
-        self.calls = 0
-        self.events_in = 0
-        self.transactions = 0
-
-    async def append(
-        self,
-        events: Sequence[NewEvent],
-        positions: Sequence[SourcePosition] = (),
-        links: Sequence[Link] = (),
-    ) -> AppendResult:
-        self.calls += 1
-        self.events_in += len(events)
-        await self.gate.wait()
-        await anyio.sleep(self.delay)
-        result = await super().append(events, positions, links)
-        self.transactions += 1
-        return result
 
 
 @dataclass
@@ -113,7 +87,7 @@ async def all_rows(event_log: EventLog) -> list[LoggedEvent]:
     return await event_log.read(0, 1000)
 
 
-async def arrived(rx: Receiver, gated: GatedLog, count: int) -> None:
+async def arrived(rx: Receiver, gated: ControlledLog, count: int) -> None:
     """Wait (up to 10 s) until `count` one-event requests reached the held writer or its queue."""
     for _ in range(1000):
         if gated.events_in + rx.intake._send.statistics().current_buffer_used >= count:
@@ -145,7 +119,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def test_the_ack_comes_only_after_the_event_is_committed(
     pool: asyncpg.Pool, http: aiohttp.ClientSession
 ) -> None:
-    slow = GatedLog(pool, delay=0.3)  # every commit takes a while: an early ack would show
+    slow = ControlledLog(pool, delay=0.3)  # every commit takes a while: an early ack would show
     event = sp.customer_updated("cus_TESTack1")
     async with receiving(pool, event_log=slow) as rx:
         started = time.monotonic()
@@ -292,7 +266,7 @@ async def test_a_redelivery_is_acknowledged_as_duplicate_and_stored_once(
 async def test_simultaneous_redeliveries_store_one_row(
     pool: asyncpg.Pool, http: aiohttp.ClientSession
 ) -> None:
-    gated = GatedLog(pool)
+    gated = ControlledLog(pool)
     gated.gate = anyio.Event()  # hold the writer so the copies meet in one batch
     event = sp.invoice_paid("cus_TESTsimul")
     body = encode(event)
@@ -612,7 +586,7 @@ async def test_database_unavailable_defers_and_stores_nothing(
 async def test_a_busy_log_defers_and_the_redelivery_is_not_doubled(
     pool: asyncpg.Pool, http: aiohttp.ClientSession
 ) -> None:
-    gated = GatedLog(pool)
+    gated = ControlledLog(pool)
     gated.gate = anyio.Event()
     event = sp.invoice_paid("cus_TESTbusy")
     before = deferrals("log_busy")
@@ -653,7 +627,7 @@ async def test_concurrent_deliveries_share_transactions(
 ) -> None:
     # held: the first commit waits until all 40 are in (deterministic); slow-commits: every
     # commit takes 50 ms, and whatever arrives meanwhile joins the next one
-    gated = GatedLog(pool, delay=0.0 if held else 0.05)
+    gated = ControlledLog(pool, delay=0.0 if held else 0.05)
     if held:
         gated.gate = anyio.Event()
     events = [sp.invoice_paid(f"cus_TESTcc{n % 7}") for n in range(40)]
@@ -688,7 +662,7 @@ async def test_an_event_postgres_cannot_store_is_kept_aside_and_acknowledged(
 ) -> None:
     """jsonb refuses \\u0000: the event is kept raw in rejected_events with the reason and
     acknowledged (it is ours now), and the neighbours committed with it are still stored."""
-    gated = GatedLog(pool)
+    gated = ControlledLog(pool)
     gated.gate = anyio.Event()
     poison = sp.customer_updated("cus_TESTnul")
     poison["data"]["object"]["description"] = "nul \u0000 byte"

@@ -39,9 +39,10 @@ from stream.salesforce.aiosfstream_fixes import (
     SubscriptionWatch,
     TokenAuthenticator,
 )
-from stream.salesforce.auth import OAuthSettings, SalesforceAuth
+from stream.salesforce.auth import SalesforceAuth
 from stream.salesforce.cdc_source import CdcOptions, CdcSource
 from stream.salesforce.rest import SalesforceRest
+from tests.salesforce_support import password_flow
 from tests.sfserver_fixture import (
     API_VERSION,
     CLIENT_ID,
@@ -309,15 +310,8 @@ async def sfstripe_intake(
             event_log = _CountingLog(pool, count)
             intake = LogIntake(event_log, DatabaseWatch(pool))
             async with aiohttp.ClientSession() as session:
-                oauth = OAuthSettings(
-                    login_url=server.base_url,
-                    flow="password",
-                    client_id=CLIENT_ID,
-                    client_secret=CLIENT_SECRET,
-                    username=INTEGRATION_USERNAME,
-                    password=INTEGRATION_PASSWORD,
-                )
-                auth = SalesforceAuth(oauth, session, StoredCredential(pool, "sf_refresh_token"))
+                credential = StoredCredential(pool, "sf_refresh_token")
+                auth = SalesforceAuth(password_flow(server), session, credential)
                 rest = SalesforceRest(auth, session, api_version=API_VERSION, client_tag="sfstripe")
                 options = CdcOptions(
                     channels=(CHANNEL,),

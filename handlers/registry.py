@@ -1,7 +1,8 @@
 """The one place handlers are registered.
 
-Add a sync handler to `HANDLERS`; it starts from the log head the first time a daemon runs it,
-unless `SFSTRIPE_HANDLER_START_OFFSETS` names another offset for it.
+The daemon's wiring builds the sync handlers (they need settings and the database) and passes
+them in as `builtins`; a handler starts from the log head the first time a daemon runs it, unless
+`SFSTRIPE_HANDLER_START_OFFSETS` names another offset for it.
 
 `SFSTRIPE_TEST_HANDLERS=module:attribute[,...]` is a test hook: it adds the handlers that the
 attribute names (a handler, a sequence of handlers, or a function returning either) so that
@@ -23,7 +24,6 @@ from handlers.api import BatchHandler, Handler, Registered, registered
 
 log = structlog.get_logger(__name__)
 
-HANDLERS: tuple[Handler | BatchHandler, ...] = ()
 TEST_HOOK = "SFSTRIPE_TEST_HANDLERS"
 NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 
@@ -43,9 +43,11 @@ def _loaded(spec: str) -> list[Any]:
     return list(found) if isinstance(found, Sequence) else [found]
 
 
-def registered_handlers(environ: Mapping[str, str] = os.environ) -> list[Registered]:
+def registered_handlers(
+    environ: Mapping[str, str] = os.environ, builtins: Sequence[Handler | BatchHandler] = ()
+) -> list[Registered]:
     """Every handler to run, validated: unique names of lower-case letters, digits, `_.-`."""
-    handlers: list[Any] = list(HANDLERS)
+    handlers: list[Any] = list(builtins)
     hook = environ.get(TEST_HOOK, "").strip()
     if hook:
         for spec in hook.split(","):

@@ -203,6 +203,12 @@ DISPATCH_BUFFER_FILL = Gauge(
     "Events the dispatcher holds in memory over its bound (0..1); at 1 it stops reading the log.",
     registry=REGISTRY,
 )
+DISPATCH_PAUSED = Gauge(
+    "sfstripe_dispatch_paused",
+    "1 while the dispatcher is paused because it lost the database (or its leader session):"
+    " it takes no new work until it is back, then 0.",
+    registry=REGISTRY,
+)
 WRITES_SKIPPED = Counter(
     "sfstripe_writes_skipped_total",
     "Calls to an external API logged instead of sent in shadow mode or a dry run, by API and"
@@ -212,7 +218,33 @@ WRITES_SKIPPED = Counter(
 )
 REPLAYS = Counter(
     "sfstripe_replays_total",
-    "Replays this process ran, by kind (log, position) and outcome (done, failed).",
+    "Replays this process ran, by kind (log, position) and outcome (done, failed, cancelled).",
     ["kind", "outcome"],
+    registry=REGISTRY,
+)
+ECHOES_SUPPRESSED = Counter(
+    "sfstripe_echoes_suppressed_total",
+    "Fields of incoming changes recognised as sfstripe's own writes coming back, not re-applied;"
+    " by the source of the change and the object.",
+    ["source", "object"],
+    registry=REGISTRY,
+)
+SYNC_FIELDS_WRITTEN = Counter(
+    "sfstripe_sync_fields_written_total",
+    "Fields the customer sync wrote, by the side written to and the object.",
+    ["side", "object"],
+    registry=REGISTRY,
+)
+SYNC_CUSTOMERS = Counter(
+    "sfstripe_sync_customers_total",
+    "Stripe customers the sync connected to Accounts: created, or found by metadata.sf_account_id.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+STRIPE_STALE_EVENTS = Counter(
+    "sfstripe_stripe_stale_events_total",
+    "Stripe events not applied because a newer or final state was already applied, or re-fetched"
+    " because two events tied; by object kind and decision.",
+    ["kind", "decision"],
     registry=REGISTRY,
 )

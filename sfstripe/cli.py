@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 configuration error (one line per problem), 1 runtime failur
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -18,10 +19,12 @@ import asyncpg
 import click
 import msgspec
 
+from handlers.api import registered
 from handlers.registry import RegistryError
 from handlers.replay import ReplayError
 from sfstripe import operations
 from sfstripe.config import ConfigError, Settings, load_from_environment
+from sfstripe.customer_sync import MixedModes
 from sfstripe.database import database_dsn, migrate_database
 from sfstripe.logs import configure_logging
 from state.database import open_pool
@@ -53,7 +56,7 @@ def _settings(ctx: click.Context) -> Settings:
 def _run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(main)
-    except (MigrationError, RegistryError, ReplayError) as exc:
+    except (MigrationError, RegistryError, ReplayError, MixedModes) as exc:
         raise Failure(str(exc)) from exc
     except asyncpg.UndefinedTableError as exc:
         raise Failure("the database has no sfstripe schema yet: run `sfstripe migrate`") from exc
@@ -412,16 +415,21 @@ def replay(
 async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dict[str, Any]:
     from handlers.registry import registered_handlers
     from handlers.replay import select_handlers
+    from sfstripe.customer_sync import sync_handlers
     from sfstripe.handler_runtime import HandlerRuntime
     from sfstripe.progress import ProgressDisplay
     from sfstripe.replays import CliReplay, ReplayFailed, salesforce_position, stripe_position
     from state.replay_requests import stripe_event_created
 
-    handlers = registered_handlers()
-    if kind == "log":
-        select_handlers(handlers, request["handler"])  # an unknown name fails before anything
     dsn = await database_dsn(settings)
     pool = await open_pool(dsn, min_size=1, max_size=6)
+    try:
+        handlers = registered_handlers(builtins=sync_handlers(settings, pool))
+        if kind == "log":
+            select_handlers(handlers, request["handler"])  # an unknown name fails before anything
+    except BaseException:
+        await pool.close()
+        raise
     runtime = HandlerRuntime(settings, handlers)
     try:
         params = request
@@ -435,6 +443,77 @@ async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dic
             return await CliReplay(dsn, pool, runtime, display).run(kind, params)  # type: ignore[arg-type]
         except ReplayFailed as exc:
             raise Failure(f"replay failed: {exc}") from exc
+    finally:
+        await runtime.close()
+        await pool.close()
+
+
+@cli.group(name="mapping")
+def mapping_group() -> None:
+    """The field mapping of the customer sync."""
+
+
+@mapping_group.command(name="check")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False), required=False)
+def mapping_check(path: Path | None) -> None:
+    """Validate a mapping file (default: SFSTRIPE_MAPPING_FILE, else the built-in one)."""
+    from handlers.customers.mapping import MappingError, load
+
+    named = path or (Path(os.environ["SFSTRIPE_MAPPING_FILE"]) if _mapping_env() else None)
+    try:
+        found = load(named)
+    except MappingError as exc:
+        for problem in exc.problems:
+            click.echo(f"mapping error: {problem}", err=True)
+        sys.exit(2)
+    for rule in found.fields:
+        click.echo(f"{rule.source:<40} -> {rule.stripe:<22} owner {rule.owner}")
+    click.echo(f"{found.origin}: {len(found.fields)} fields, ok")
+
+
+def _mapping_env() -> bool:
+    return bool(os.environ.get("SFSTRIPE_MAPPING_FILE", "").strip())
+
+
+@cli.command()
+@click.option(
+    "--object", "sobject", type=click.Choice(["Account"]), required=True, help="What to backfill."
+)
+@click.option("--where", "where", multiple=True, help="FIELD=VALUE (repeatable): only these.")
+@click.pass_context
+def backfill(ctx: click.Context, sobject: str, where: tuple[str, ...]) -> None:
+    """Append a snapshot of each existing Account, so the running daemon syncs it."""
+    from sfstripe.backfill import where_conditions
+
+    try:
+        conditions = where_conditions(where)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    settings = _settings(ctx)
+    if not settings.customer_sync_enabled:
+        raise Failure("backfill needs the customer sync: Salesforce and Stripe both on")
+    click.echo(json.dumps(_run(lambda: _backfill(settings, conditions))))
+
+
+async def _backfill(settings: Settings, where: dict[str, Any]) -> dict[str, Any]:
+    from handlers.clients import StripeApi
+    from handlers.customers.mapping import load
+    from sfstripe.backfill import backfill as run_backfill
+    from sfstripe.backfill import log as backfill_log
+    from sfstripe.customer_sync import sync_handlers
+    from sfstripe.handler_runtime import HandlerRuntime
+
+    dsn = await database_dsn(settings)
+    await migrate_database(dsn)
+    pool = await open_pool(dsn, min_size=1, max_size=4)
+    runtime = HandlerRuntime(settings, [registered(h) for h in sync_handlers(settings, pool)])
+    try:
+        runtime.own_salesforce(pool)
+        salesforce, client = runtime.clients.salesforce, runtime.clients.stripe_client
+        assert salesforce is not None and client is not None  # both sides are on
+        stripe = StripeApi(client, writes_enabled=True, log=backfill_log)
+        mapping = load(settings.mapping_file)
+        return await run_backfill(mapping, EventLog(pool), salesforce, stripe, where)
     finally:
         await runtime.close()
         await pool.close()

@@ -71,6 +71,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     handler_retry_max_delay: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     handler_buffer: Annotated[int, msgspec.Meta(ge=100)] = 10_000
     handler_start_offsets: tuple[str, ...] = ()
+    customer_sync: Literal["auto", "off"] = "auto"
+    mapping_file: Path | None = None
+    allow_mixed_modes: bool = False
 
     @property
     def handler_start(self) -> dict[str, int]:
@@ -87,6 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def stripe_enabled(self) -> bool:
         return self.stripe == "on" or (self.stripe == "auto" and self.stripe_api_key is not None)
+
+    @property
+    def customer_sync_enabled(self) -> bool:
+        """The two-way customer sync runs when both sides are connected (unless turned off)."""
+        return self.customer_sync == "auto" and self.salesforce_enabled and self.stripe_enabled
 
     @property
     def effective_stripe_mode(self) -> Literal["poll", "webhook", "both"]:
@@ -245,6 +253,18 @@ def _handler_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _mapping_problems(settings: Settings) -> list[str]:
+    if settings.mapping_file is None:
+        return []
+    from handlers.customers.mapping import MappingError, load  # only when a file is named
+
+    try:
+        load(settings.mapping_file)
+    except MappingError as exc:
+        return [f"{env_name('mapping_file')}: {problem}" for problem in exc.problems]
+    return []
+
+
 def load_settings(environ: Mapping[str, str], config_file: Path | None = None) -> Settings:
     """Build validated settings, or raise ConfigError listing every problem."""
     problems: list[str] = []
@@ -277,6 +297,7 @@ def load_settings(environ: Mapping[str, str], config_file: Path | None = None) -
     problems += filter(None, [_database_url_problem(settings)])
     problems += _source_problems(settings)
     problems += _handler_problems(settings)
+    problems += _mapping_problems(settings)
     if problems:
         raise ConfigError(problems)
     return settings

@@ -26,6 +26,7 @@ from metrics.exposition import metrics_app
 from metrics.instruments import BUILD_INFO, DATABASE_UP, LOG_HEAD
 from sfstripe import __version__
 from sfstripe.config import Settings, disabled_source_hints
+from sfstripe.customer_sync import check_modes, sync_handlers
 from sfstripe.database import database_dsn, migrate_database
 from sfstripe.handler_runtime import HandlerRuntime
 from sfstripe.health import Readiness, add_health_routes
@@ -200,7 +201,10 @@ async def run_daemon(settings: Settings) -> None:
         sources = _Sources(settings, intake, event_log)
         sources.salesforce(settings, intake, event_log, pool)
         sources.webhooks(intake, watch, settings)
-        runtime = HandlerRuntime(settings, registered_handlers(), salesforce=sources.salesforce_api)
+        if sources.salesforce_api is not None:
+            await check_modes(settings, sources.salesforce_api)
+        handlers = registered_handlers(builtins=sync_handlers(settings, pool))
+        runtime = HandlerRuntime(settings, handlers, salesforce=sources.salesforce_api)
         duties = LeaderDuties(dsn, pool, intake, sources.components, runtime)
 
         http = web.Application(client_max_size=MAX_BODY)

@@ -23,7 +23,7 @@ def _address(params: Params, key: str) -> dict[str, str | None] | None:
 
 
 def _apply(customer: Obj, params: Params, account: Account) -> None:  # noqa: PLR0912
-    for key in ("email", "name", "phone", "description"):
+    for key in ("email", "name", "phone", "description", "business_name", "individual_name"):
         if key in params:
             customer[key] = text(params, key)
     if customer.get("email") and len(customer["email"]) > 512:
@@ -77,6 +77,7 @@ def create(call: Call) -> Obj:
         "object": "customer",
         "address": None,
         "balance": 0,
+        "business_name": None,
         "created": account.now(),
         "currency": None,
         "default_source": None,
@@ -84,6 +85,7 @@ def create(call: Call) -> Obj:
         "description": None,
         "discount": None,
         "email": None,
+        "individual_name": None,
         "invoice_prefix": account.new_id("x", 8)[2:].upper(),
         "invoice_settings": {
             "custom_fields": None,
@@ -102,6 +104,8 @@ def create(call: Call) -> Obj:
         "test_clock": None,
     }
     _apply(customer, params, account)
+    if customer["name"] is None:  # as Stripe: the business name first, else the individual's
+        customer["name"] = customer["business_name"] or customer["individual_name"]
     method_id = text(params, "payment_method")
     account.created(customer, call.origin)
     if method_id:

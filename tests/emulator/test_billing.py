@@ -411,3 +411,22 @@ async def test_payment_methods(emu: Emu) -> None:
         "payment_method.attached",
         "customer.updated",
     ]
+
+
+async def test_customer_business_and_individual_names(emu: Emu) -> None:
+    named = await emu.client.v1.customers.create_async(
+        params={"individual_name": "Ada Lovelace", "email": "ada@globex.example"}
+    )
+    assert (named.individual_name, named.business_name, named.name) == (
+        "Ada Lovelace",
+        None,
+        "Ada Lovelace",
+    )
+    both = await emu.client.v1.customers.create_async(
+        params={"business_name": "Globex", "individual_name": "Ada Lovelace"}
+    )
+    assert both.name == "Globex"
+    updated = await emu.client.v1.customers.update_async(
+        both.id, params={"individual_name": "Grace Hopper"}
+    )
+    assert (updated.individual_name, updated.name) == ("Grace Hopper", "Globex")

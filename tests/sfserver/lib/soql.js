@@ -2,7 +2,7 @@
 // A deliberately small SOQL subset:
 //   SELECT f1, f2, Rel.Field | COUNT() FROM Type
 //   [WHERE cond (AND|OR cond)*]        cond: f (=|!=|<>|<|<=|>|>=) value | f [NOT] IN (v, ...) | f LIKE 'p%'
-//   [ORDER BY f [ASC|DESC]] [LIMIT n] [OFFSET n]
+//   [ORDER BY f [ASC|DESC] (, f [ASC|DESC])*] [LIMIT n] [OFFSET n]
 // AND binds tighter than OR; no parentheses. Values: 'strings', numbers, true/false/null and
 // bare date/datetime literals. String comparison is case-insensitive, as in SOQL.
 
@@ -125,15 +125,20 @@ function parse(q) {
     }
   }
 
-  let orderBy = null;
+  const orderBy = [];
   if (isWord('ORDER')) {
     i++;
     expectWord('BY');
-    orderBy = { field: ident(), desc: false };
-    if (isWord('ASC')) i++;
-    else if (isWord('DESC')) {
+    for (;;) {
+      const key = { field: ident(), desc: false };
+      if (isWord('ASC')) i++;
+      else if (isWord('DESC')) {
+        i++;
+        key.desc = true;
+      }
+      orderBy.push(key);
+      if (!(t[i] && t[i].kind === 'op' && t[i].value === ',')) break;
       i++;
-      orderBy.desc = true;
     }
   }
   let limit = null;
@@ -196,15 +201,17 @@ function run(query, records, get) {
   let rows = records.filter((r) =>
     query.where.length === 0 || query.where.some((group) => group.every((c) => compare(get(r, c.field), c.op, c.value))),
   );
-  if (query.orderBy) {
-    const { field, desc } = query.orderBy;
+  if (query.orderBy.length > 0) {
     rows = [...rows].sort((a, b) => {
-      const x = norm(get(a, field));
-      const y = norm(get(b, field));
-      if (x === y) return 0;
-      if (x === null) return desc ? 1 : -1; // nulls first ascending, as SOQL
-      if (y === null) return desc ? -1 : 1;
-      return (x < y ? -1 : 1) * (desc ? -1 : 1);
+      for (const { field, desc } of query.orderBy) {
+        const x = norm(get(a, field));
+        const y = norm(get(b, field));
+        if (x === y) continue;
+        if (x === null) return desc ? 1 : -1; // nulls first ascending, as SOQL
+        if (y === null) return desc ? -1 : 1;
+        return (x < y ? -1 : 1) * (desc ? -1 : 1);
+      }
+      return 0;
     });
   }
   rows = rows.slice(query.offset);

@@ -1,0 +1,263 @@
+"""Handler `salesforce-billing`: Stripe customer, invoice, subscription and payment-method events ->
+the Account's billing fields (see `handlers.customers.fields`).
+
+Each event updates what sfstripe knows of its Stripe object by the monotonic rules of
+`billing_rules` (out-of-order and tied events never move an object backwards); the Account's fields
+are then derived from everything known of the customer and only the fields that differ from what
+sfstripe last wrote are sent, batched with other lanes' through `CompositeWriter`. So a retried or
+replayed event writes nothing new, and a quiet system makes no writes at all.
+
+A `customer.updated` caused by sfstripe's own request (its idempotency key starts with `sfstripe:`)
+is an echo: counted and not applied to Salesforce. Invoices and payments that follow sfstripe's own
+requests are outcomes, not echoes, and always apply.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from handlers.api import HandlerContext
+from handlers.clients import StripeApi
+from handlers.customers.billing_rules import (
+    Decision,
+    Kind,
+    Tracked,
+    account_fields,
+    decide,
+    kind_of,
+    resolve_refetched,
+    tracked,
+)
+from handlers.customers.composite import CompositeWriter
+from handlers.customers.mapping import Mapping
+from handlers.customers.to_stripe import is_account_id, same_value
+from handlers.errors import PermanentError
+from metrics.instruments import ECHOES_SUPPRESSED, STRIPE_STALE_EVENTS, SYNC_FIELDS_WRITTEN
+from state.log import EventLog
+from state.records import LoggedEvent
+from state.sync_state import StoredObject, SyncState
+
+NAME = "salesforce-billing"
+OWN_KEY_PREFIX = "sfstripe:"
+PATHS: dict[Kind, str] = {
+    "invoice": "/v1/invoices",
+    "subscription": "/v1/subscriptions",
+    "customer": "/v1/customers",
+    "payment_method": "/v1/payment_methods",
+}
+
+
+class _Request(msgspec.Struct):
+    id: str | None = None
+    idempotency_key: str | None = None
+
+
+class _Data(msgspec.Struct):
+    object: dict[str, Any]
+    previous_attributes: dict[str, Any] | None = None
+
+
+class _Event(msgspec.Struct):
+    id: str
+    type: str
+    created: int
+    data: _Data
+    request: _Request | None = None
+
+
+def _tracked(stored: StoredObject | None) -> Tracked | None:
+    if stored is None:
+        return None
+    return Tracked(
+        object_id=stored.object_id,
+        kind=stored.kind,  # type: ignore[arg-type]
+        stripe_customer=stored.stripe_customer,
+        event_created=stored.event_created,
+        status=stored.status,
+        body=stored.body,
+    )
+
+
+def _stored(item: Tracked) -> StoredObject:
+    return StoredObject(
+        object_id=item.object_id,
+        kind=item.kind,
+        stripe_customer=item.stripe_customer,
+        event_created=item.event_created,
+        status=item.status,
+        body=item.body,
+    )
+
+
+def _json_ready(value: Any) -> Any:
+    """Salesforce numbers as JSON numbers (an amount is a Decimal in major units)."""
+    return float(value) if isinstance(value, Decimal) else value
+
+
+class SalesforceBilling:
+    name = NAME
+
+    def __init__(
+        self, mapping: Mapping, state: SyncState, event_log: EventLog, writer: CompositeWriter
+    ) -> None:
+        self._stripe_owned = mapping.owned_by("stripe")
+        self._state = state
+        self._log = event_log
+        self._writer = writer
+
+    def wants(self, event: LoggedEvent) -> bool:
+        return event.source == "stripe" and kind_of(event.object_type or "") is not None
+
+    async def handle(self, event: LoggedEvent, ctx: HandlerContext) -> None:
+        sf, stripe = ctx.salesforce, ctx.stripe
+        if sf is None or stripe is None:
+            raise PermanentError("the billing status sync needs both Salesforce and Stripe")
+        kind = kind_of(event.object_type or "")
+        assert kind is not None  # wants() saw to it
+        stripe_event = msgspec.json.decode(event.payload, type=_Event)
+        previous = stripe_event.data.previous_attributes or {}
+        incoming = tracked(
+            kind,
+            stripe_event.data.object,
+            stripe_event.created,
+            event_type=stripe_event.type,
+            previous_customer=previous.get("customer"),
+        )
+        if incoming is None:
+            return
+        if not await self._apply(ctx, stripe, incoming):
+            return
+        if self._own_echo(ctx, stripe_event, kind):
+            return
+        account = await self._account(ctx, stripe, event, incoming.stripe_customer)
+        if account is None:
+            return
+        values = await self._account_values(stripe, incoming.stripe_customer, stripe_event.created)
+        await self._write(ctx, account, values)
+
+    async def _apply(self, ctx: HandlerContext, stripe: StripeApi, incoming: Tracked) -> bool:
+        """Store the object's new state if the monotonic rules take it; False when stale."""
+        stored = _tracked(await self._state.stripe_object(incoming.object_id))
+        decision = decide(stored, incoming)
+        if decision is Decision.REFETCH:
+            STRIPE_STALE_EVENTS.labels(incoming.kind, decision.value).inc()
+            fetched = await self._fetch(stripe, incoming.kind, incoming.object_id, incoming)
+            if fetched is None:
+                return False
+            incoming = fetched
+            decision = resolve_refetched(stored, incoming)
+        if decision is not Decision.APPLY:
+            if decision is not Decision.SAME:
+                STRIPE_STALE_EVENTS.labels(incoming.kind, decision.value).inc()
+                ctx.log.info(
+                    "stripe_event_not_applied", object=incoming.object_id, decision=decision.value
+                )
+            return False
+        await self._state.save_stripe_object(_stored(incoming))
+        return True
+
+    async def _fetch(
+        self, stripe: StripeApi, kind: Kind, object_id: str, like: Tracked
+    ) -> Tracked | None:
+        obj = await stripe.request("GET", f"{PATHS[kind]}/{object_id}")
+        return tracked(
+            kind,
+            obj,
+            like.event_created,
+            event_type="customer.deleted" if obj.get("deleted") else "",
+            previous_customer=like.stripe_customer,
+        )
+
+    def _own_echo(self, ctx: HandlerContext, stripe_event: _Event, kind: Kind) -> bool:
+        """A customer change sfstripe itself asked for: nothing in it is Stripe's to write back."""
+        request = stripe_event.request
+        own = request is not None and (request.idempotency_key or "").startswith(OWN_KEY_PREFIX)
+        if not (own and kind == "customer" and stripe_event.type == "customer.updated"):
+            return False
+        changed = sorted((stripe_event.data.previous_attributes or {}).keys())
+        ECHOES_SUPPRESSED.labels("stripe", "customer").inc(len(changed))
+        ctx.log.info("echo_suppressed", stripe_event=stripe_event.id, fields=changed)
+        return True
+
+    async def _account(
+        self, ctx: HandlerContext, stripe: StripeApi, event: LoggedEvent, customer: str
+    ) -> str | None:
+        """The Account of a Stripe customer: the stream it is in, its link, or its metadata."""
+        if is_account_id(event.customer):
+            return event.customer
+        linked = await self._log.resolve(f"stripe:{customer}")
+        if linked is not None and is_account_id(linked):
+            return linked
+        known = await self._state.stripe_object(customer)
+        if known is None:
+            fetched = await self._fetch(stripe, "customer", customer, _placeholder(customer))
+            if fetched is not None:
+                await self._state.save_stripe_object(_stored(fetched))
+                known = _stored(fetched)
+        metadata = (known.body.get("metadata") or {}) if known is not None else {}
+        account = metadata.get("sf_account_id")
+        if isinstance(account, str) and is_account_id(account):
+            await self._log.link(f"stripe:{customer}", account)
+            return account
+        ctx.log.info("stripe_customer_without_account", stripe_customer=customer)
+        return None
+
+    async def _account_values(
+        self, stripe: StripeApi, customer_id: str, created: int
+    ) -> dict[str, Any]:
+        objects = [_tracked(row) for row in await self._state.stripe_objects(customer_id)]
+        by_kind: dict[str, list[Tracked]] = {}
+        for item in objects:
+            if item is not None:
+                by_kind.setdefault(item.kind, []).append(item)
+        customers = by_kind.get("customer", [])
+        customer = customers[0] if customers else None
+        payment_method = None
+        default = customer.body.get("default_payment_method") if customer else None
+        if isinstance(default, str):
+            known = {item.object_id: item for item in by_kind.get("payment_method", [])}
+            payment_method = known.get(default)
+            if payment_method is None:
+                payment_method = await self._fetch(
+                    stripe, "payment_method", default, _placeholder(customer_id, created)
+                )
+                if payment_method is not None:
+                    await self._state.save_stripe_object(_stored(payment_method))
+        values = account_fields(
+            customer_id,
+            customer,
+            by_kind.get("invoice", []),
+            by_kind.get("subscription", []),
+            payment_method,
+        )
+        if customer is not None:
+            for rule in self._stripe_owned:
+                values[rule.field] = rule.to_salesforce(customer.body)
+        return {name: _json_ready(value) for name, value in values.items()}
+
+    async def _write(self, ctx: HandlerContext, account: str, values: dict[str, Any]) -> None:
+        written = await self._state.written("salesforce", account, list(values))
+        differing = {
+            name: value
+            for name, value in values.items()
+            if name not in written or not same_value(written[name], value)
+        }
+        if not differing:
+            return
+        sf = ctx.salesforce
+        assert sf is not None
+        await self._writer.update(
+            sf, "Account", account, differing, writes_enabled=ctx.writes_enabled
+        )
+        if ctx.writes_enabled:
+            await self._state.record_written("salesforce", account, differing)
+            SYNC_FIELDS_WRITTEN.labels("salesforce", "Account").inc(len(differing))
+        ctx.log.info("account_billing_written", account=account, fields=sorted(differing))
+
+
+def _placeholder(customer: str, created: int = 0) -> Tracked:
+    """What a re-fetch without an event is dated by (a fetched object is at least this new)."""
+    return Tracked(customer, "customer", customer, created, None, {})

@@ -1,0 +1,377 @@
+"""Handler `stripe-customers`: Salesforce Accounts and their billing contacts -> Stripe customers.
+
+- The first event of an Account that is not linked yet (its CREATE, a change, a snapshot) finds the
+  Stripe customer carrying `metadata.sf_account_id` (a crash or a replay never makes a second one)
+  or creates it, links `stripe:<cus>` to the account's stream and writes `Stripe_Customer_Id__c`.
+- An UPDATE sends only the changed Salesforce-owned fields; a change that is sfstripe's own write
+  coming back (same value as sfstripe last wrote) is an echo: counted, not re-applied.
+- Whole re-reads (GAP_*, UNDELETE, large-field diffs, snapshots) compare with the Stripe customer
+  and send only what differs; an overflow event becomes one snapshot per recently modified account.
+- Deletion never deletes billing data: a deleted Account marks its customer with
+  `metadata.sf_account_deleted`, and an UNDELETE clears the mark and syncs the account again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from handlers.api import HandlerContext
+from handlers.clients import SalesforceApi, StripeApi
+from handlers.customers import fields as account_fields
+from handlers.customers.mapping import Mapping, stripe_params, stripe_value
+from handlers.customers.salesforce_records import SalesforceRecords, flat_fields, flat_names
+from handlers.customers.snapshots import SNAPSHOT_TYPE, decode_snapshot, snapshot_event
+from handlers.errors import PermanentError
+from metrics.instruments import ECHOES_SUPPRESSED, SYNC_CUSTOMERS, SYNC_FIELDS_WRITTEN
+from state.log import EventLog
+from state.records import LoggedEvent
+from state.sync_state import SyncState
+from stream.salesforce.cdc_events import record_fields
+
+NAME = "stripe-customers"
+DELETED_MARK = "sf_account_deleted"
+OVERFLOW_MARGIN = timedelta(minutes=5)
+WHOLE_READS = ("UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE")
+
+
+class _Change(msgspec.Struct):
+    change_type: str
+    changed_fields: list[str] = []
+    reread: str | None = None
+    change_origin: str | None = None
+    commit_timestamp: int = 0
+    raw: dict[str, Any] = {}
+
+
+def is_account_id(value: str) -> bool:
+    return value.startswith("001") and len(value) in (15, 18)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as JSON: what was stored (decoded JSON) against a fresh value."""
+    return msgspec.json.encode(a) == msgspec.json.encode(b)
+
+
+class StripeCustomers:
+    name = NAME
+
+    def __init__(self, mapping: Mapping, state: SyncState, event_log: EventLog, client_tag: str):
+        self._mapping = mapping
+        self._state = state
+        self._log = event_log
+        self._tag = f"client={client_tag}"
+        self._records = SalesforceRecords(mapping)
+        self._account_rules = mapping.owned_by("salesforce", "Account")
+        self._contact_rules = mapping.owned_by("salesforce", "BillingContact")
+        self._account_reads = {name for rule in self._account_rules for name in rule.reads()}
+        self._contact_reads = {rule.field for rule in self._contact_rules}
+        self._stripe_owned = {rule.field for rule in mapping.owned_by("stripe")}
+
+    def wants(self, event: LoggedEvent) -> bool:
+        if event.source == "sfstripe":
+            return event.type == SNAPSHOT_TYPE
+        return event.source == "salesforce" and event.object_type in ("Account", "Contact")
+
+    async def handle(self, event: LoggedEvent, ctx: HandlerContext) -> None:
+        sf, stripe = ctx.salesforce, ctx.stripe
+        if sf is None or stripe is None:
+            raise PermanentError("the customer sync needs both Salesforce and Stripe")
+        if event.source == "sfstripe":
+            snapshot = decode_snapshot(event.payload)
+            await self._sync_whole(ctx, sf, stripe, snapshot.record)
+            return
+        change = msgspec.json.decode(event.payload, type=_Change)
+        if change.reread == "entity":
+            await self._overflow(ctx, sf, event, change)
+        elif event.object_type == "Account":
+            await self._account(ctx, sf, stripe, event, change)
+        else:
+            await self._contact(ctx, sf, stripe, event, change)
+
+    # ---- Accounts ---------------------------------------------------------------------------
+
+    async def _account(
+        self,
+        ctx: HandlerContext,
+        sf: SalesforceApi,
+        stripe: StripeApi,
+        event: LoggedEvent,
+        change: _Change,
+    ) -> None:
+        account_id = str(event.object_id)
+        kind = change.change_type
+        if kind in ("DELETE", "GAP_DELETE"):
+            await self._mark_deleted(ctx, stripe, account_id, deleted=True)
+            return
+        if kind in WHOLE_READS or change.reread is not None:
+            record = await self._records.account(sf, account_id)
+            if record is None:
+                ctx.log.info("account_gone", account=account_id)
+                return
+            if kind.endswith("UNDELETE"):
+                await self._mark_deleted(ctx, stripe, account_id, deleted=False)
+            await self._sync_whole(ctx, sf, stripe, record)
+            return
+        values = flat_fields(record_fields({"raw": change.raw}))
+        changed = list(values) if kind == "CREATE" else flat_names(change.changed_fields)
+        changed = await self._without_echoes(
+            ctx, "Account", account_id, values=values, changed=changed, change=change
+        )
+        lookup = self._mapping.billing_contact.lookup_field
+        relevant = [name for name in changed if name in self._account_reads]
+        contact_changed = bool(lookup) and lookup in changed
+        customer = await self._linked(ctx, stripe, account_id)
+        if customer is None or kind == "CREATE":
+            record = await self._records.account(sf, account_id)
+            if record is not None:
+                await self._sync_whole(ctx, sf, stripe, record)
+            return
+        if not (relevant or contact_changed or self._filter_touched(changed)):
+            return
+        if self._mapping.account_where:
+            record = await self._records.account(sf, account_id)
+            if record is None or not self._selected(ctx, record):
+                return
+            values = {**values, **record}
+        wanted = {
+            rule.stripe: rule.to_stripe(values)
+            for rule in self._account_rules
+            if any(name in relevant for name in rule.reads())
+        }
+        if contact_changed:
+            contact = await self._records.billing_contact(sf, {**values, "Id": account_id})
+            wanted.update(self._contact_values(contact))
+        await self._update(ctx, stripe, customer, wanted)
+
+    def _filter_touched(self, changed: list[str]) -> bool:
+        return any(name in self._mapping.account_where for name in changed)
+
+    def _selected(self, ctx: HandlerContext, record: dict[str, Any]) -> bool:
+        if self._mapping.account_selected(record):
+            return True
+        ctx.log.info("account_not_selected", account=record.get("Id"), where=self._mapping.origin)
+        return False
+
+    async def _sync_whole(
+        self, ctx: HandlerContext, sf: SalesforceApi, stripe: StripeApi, record: dict[str, Any]
+    ) -> None:
+        """Make the Stripe customer match the whole Account: find or create it, then send what
+        differs from it."""
+        account_id = str(record["Id"])
+        if not self._selected(ctx, record):
+            return
+        contact = await self._records.billing_contact(sf, record)
+        wanted = {rule.stripe: rule.to_stripe(record) for rule in self._account_rules}
+        wanted.update(self._contact_values(contact))
+        customer = await self._linked(ctx, stripe, account_id)
+        if customer is None:
+            await self._create(ctx, sf, stripe, account_id, wanted)
+            return
+        current = await stripe.request("GET", f"/v1/customers/{customer}")
+        if current.get("deleted"):
+            raise PermanentError(f"Stripe customer {customer} of {account_id} is deleted")
+        differing = {
+            target: value
+            for target, value in wanted.items()
+            if (stripe_value(current, target) or "") != value
+        }
+        await self._update(ctx, stripe, customer, differing)
+        await self._write_customer_id(ctx, sf, account_id, customer)
+
+    def _contact_values(self, contact: dict[str, Any] | None) -> dict[str, str]:
+        return {rule.stripe: rule.to_stripe(contact or {}) for rule in self._contact_rules}
+
+    async def _linked(self, ctx: HandlerContext, stripe: StripeApi, account_id: str) -> str | None:
+        """The account's Stripe customer: linked in the log, else found by its metadata."""
+        linked = await self._state.linked_stripe_customers(account_id)
+        if linked:
+            return linked[0]
+        escaped = account_id.replace("\\", "\\\\").replace("'", "\\'")
+        found = await stripe.request(
+            "GET", "/v1/customers/search", {"query": f"metadata['sf_account_id']:'{escaped}'"}
+        )
+        hits = sorted(found.get("data", []), key=lambda c: (c.get("created", 0), c["id"]))
+        if not hits:
+            return None
+        customer = str(hits[0]["id"])
+        await self._log.link(f"stripe:{customer}", account_id)
+        SYNC_CUSTOMERS.labels("found").inc()
+        ctx.log.info("customer_found", account=account_id, stripe_customer=customer)
+        return customer
+
+    async def _create(
+        self,
+        ctx: HandlerContext,
+        sf: SalesforceApi,
+        stripe: StripeApi,
+        account_id: str,
+        wanted: dict[str, str],
+    ) -> None:
+        present = {target: value for target, value in wanted.items() if value != ""}
+        params = stripe_params(present)
+        params.setdefault("metadata", {})["sf_account_id"] = account_id
+        key = f"{ctx.idempotency_key}:create"
+        created = await stripe.request("POST", "/v1/customers", params, key)
+        if not created:  # shadow mode: nothing was sent
+            return
+        customer = str(created["id"])
+        await self._log.link(f"stripe:{customer}", account_id)
+        await self._state.record_written("stripe", customer, present)
+        SYNC_CUSTOMERS.labels("created").inc()
+        SYNC_FIELDS_WRITTEN.labels("stripe", "customer").inc(len(present))
+        ctx.log.info("customer_created", account=account_id, stripe_customer=customer)
+        await self._write_customer_id(ctx, sf, account_id, customer)
+
+    async def _update(
+        self,
+        ctx: HandlerContext,
+        stripe: StripeApi,
+        customer: str,
+        wanted: dict[str, str],
+        purpose: str = "update",
+    ) -> None:
+        if not wanted:
+            return
+        # One event may send several requests: each has its own key (Stripe refuses a key
+        # reused with other parameters).
+        key = f"{ctx.idempotency_key}:{purpose}:{customer}"
+        answer = await stripe.request(
+            "POST", f"/v1/customers/{customer}", stripe_params(wanted), key
+        )
+        if not answer:
+            return
+        await self._state.record_written("stripe", customer, wanted)
+        SYNC_FIELDS_WRITTEN.labels("stripe", "customer").inc(len(wanted))
+        ctx.log.info("customer_updated", stripe_customer=customer, fields=sorted(wanted))
+
+    async def _write_customer_id(
+        self, ctx: HandlerContext, sf: SalesforceApi, account_id: str, customer: str
+    ) -> None:
+        field = account_fields.CUSTOMER_ID
+        written = await self._state.written("salesforce", account_id, [field])
+        if field in written and written[field] == customer:
+            return
+        answer = await sf.request("PATCH", f"sobjects/Account/{account_id}", json={field: customer})
+        if answer is None and ctx.writes_enabled:
+            await self._state.record_written("salesforce", account_id, {field: customer})
+            SYNC_FIELDS_WRITTEN.labels("salesforce", "Account").inc()
+
+    async def _mark_deleted(
+        self, ctx: HandlerContext, stripe: StripeApi, account_id: str, *, deleted: bool
+    ) -> None:
+        """Never delete billing data: mark the customer, so people and reports can see it."""
+        for customer in await self._state.linked_stripe_customers(account_id):
+            mark = {f"metadata.{DELETED_MARK}": "true" if deleted else ""}
+            await self._update(ctx, stripe, customer, mark, "mark")
+            ctx.log.warning(
+                "account_deleted" if deleted else "account_undeleted",
+                account=account_id,
+                stripe_customer=customer,
+                note="the Stripe customer is kept; metadata.sf_account_deleted marks it",
+            )
+
+    async def _without_echoes(
+        self,
+        ctx: HandlerContext,
+        sobject: str,
+        record_id: str,
+        *,
+        values: dict[str, Any],
+        changed: list[str],
+        change: _Change,
+    ) -> list[str]:
+        """`changed` minus the fields whose new value is what sfstripe last wrote there."""
+        written = await self._state.written("salesforce", record_id, changed)
+        echoes = [
+            name
+            for name in changed
+            if name in written and same_value(written[name], values.get(name))
+        ]
+        if echoes:
+            ECHOES_SUPPRESSED.labels("salesforce", sobject).inc(len(echoes))
+            ctx.log.info(
+                "echo_suppressed",
+                record=record_id,
+                fields=echoes,
+                own_client=self._tag in (change.change_origin or ""),
+            )
+        ignored = [n for n in changed if n in self._stripe_owned and n not in echoes]
+        if ignored:
+            ctx.log.info("stripe_owned_change_ignored", record=record_id, fields=ignored)
+        return [name for name in changed if name not in echoes and name not in ignored]
+
+    # ---- Contacts ---------------------------------------------------------------------------
+
+    async def _contact(
+        self,
+        ctx: HandlerContext,
+        sf: SalesforceApi,
+        stripe: StripeApi,
+        event: LoggedEvent,
+        change: _Change,
+    ) -> None:
+        """A Contact matters when it is (or stops being) its account's billing contact."""
+        contact_id = str(event.object_id)
+        values = flat_fields(record_fields({"raw": change.raw}))
+        changed = flat_names(change.changed_fields) if change.change_type == "UPDATE" else None
+        if changed is not None and not (
+            set(changed) & (self._contact_reads | {"AccountId"})
+            or self._contact_rule_touched(changed)
+        ):
+            return
+        account_id = event.customer if is_account_id(event.customer) else values.get("AccountId")
+        if not account_id:
+            contact = await self._records.contact(sf, contact_id)
+            account_id = contact.get("AccountId") if contact else None
+        if not isinstance(account_id, str) or not account_id:
+            ctx.log.info("contact_without_account", contact=contact_id)
+            return
+        customer = await self._state.linked_stripe_customers(account_id)
+        if not customer:
+            return  # the account's own first sync reads its billing contact
+        account = await self._records.account(sf, account_id)
+        if account is None or not self._selected(ctx, account):
+            return
+        billing = await self._records.billing_contact(sf, account)
+        wanted = self._contact_values(billing)
+        written = await self._state.written("stripe", customer[0], list(wanted))
+        differing = {
+            target: value
+            for target, value in wanted.items()
+            if target not in written or not same_value(written[target], value)
+        }
+        await self._update(ctx, stripe, customer[0], differing)
+
+    def _contact_rule_touched(self, changed: list[str]) -> bool:
+        rule = self._mapping.billing_contact
+        return any(name in rule.where or name == rule.order_by for name in changed)
+
+    # ---- Overflow ---------------------------------------------------------------------------
+
+    async def _overflow(
+        self, ctx: HandlerContext, sf: SalesforceApi, event: LoggedEvent, change: _Change
+    ) -> None:
+        """Changes too many to list: snapshot every account modified since shortly before."""
+        since = datetime.fromtimestamp(change.commit_timestamp / 1000, UTC) - OVERFLOW_MARGIN
+        stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if event.object_type == "Contact" or event.type.startswith("Contact."):
+            page = await sf.request(
+                "GET",
+                "query",
+                params={"q": f"SELECT AccountId FROM Contact WHERE LastModifiedDate >= {stamp}"},
+            )
+            account_ids = sorted({r["AccountId"] for r in page["records"] if r.get("AccountId")})
+            records = [await self._records.account(sf, account_id) for account_id in account_ids]
+            accounts = [record for record in records if record is not None]
+        else:
+            accounts = await self._records.query_accounts(sf, {}, since=stamp)
+        snapshots = [
+            snapshot_event(record, f"overflow:{event.source_event_id}", "overflow")
+            for record in accounts
+        ]
+        if snapshots:
+            await self._log.append(snapshots)
+        ctx.log.warning("overflow_resynced", entity=event.object_type, accounts=len(snapshots))

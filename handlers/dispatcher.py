@@ -19,6 +19,13 @@ becomes a dead letter and the lane is parked until an operator retries or skips 
 
 Links. An account-stream event past a joining `sfstripe.link` marker waits until the handler's
 lane for the alias stream has applied through the marker's `alias_last_seq`.
+
+Outages. A lost database connection pauses dispatch instead of crashing it (see `pause`): no
+lane starts, the handler calls in flight finish, and every database step that failed (a read,
+a checkpoint write, a retry schedule, a dead letter) is done again once the database is back
+(each is safe to redo). The lanes keep their state in memory; dispatch resumes after the
+checkpoints reached meanwhile are written. The leader pauses it the same way while it takes
+its lock again on a new session.
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -47,6 +56,7 @@ from handlers.links import is_link, joining_marker
 from metrics.instruments import (
     DEAD_LETTERS,
     DISPATCH_BUFFER_FILL,
+    DISPATCH_PAUSED,
     HANDLER_BACKLOG,
     HANDLER_LOW_WATER,
     HANDLER_RETRIES,
@@ -57,13 +67,22 @@ from state.log import EventLog
 from state.log_ranges import LogRanges
 from state.records import LoggedEvent
 from state.wakeup import AppendWakeup
+from state.watch import CONNECTION_ERRORS, DatabaseWatch
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 RUN_EVENTS = 64  # events a lane applies before it lets the next lane have the worker
 YIELD_EVERY = 256  # events a worker applies before it lets the reader run
 FINAL_FLUSH_S = 1.0
 FLUSH_TIMEOUT_S = 10.0
+REDO_PAUSE_S = 0.2  # between two tries of a database step, even when the watch says it is up
+DATABASE = "database"  # the cause of a pause the dispatcher finds itself (see `pause`)
+
+
+class _Stopping(Exception):
+    """`stop()` came while a lane waited for the database: the lane gives up its turn."""
 
 
 class DispatchOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,19 +107,30 @@ class Dispatcher:
         handlers: Sequence[Registered],
         clients: HandlerClients,
         options: DispatchOptions | None = None,
+        *,
+        watch: DatabaseWatch | None = None,
     ) -> None:
+        """`watch` is the process's database watch (the daemon runs it); without one the
+        dispatcher runs a watch of its own on `pool`."""
         self._pool = pool
         self._dsn = dsn
         self._handlers = list(handlers)
         self._clients = clients
         self._options = options or DispatchOptions()
+        self._own_watch = watch is None
+        self._watch = watch or DatabaseWatch(pool)
         self._log = EventLog(pool)
         self._ranges = LogRanges(pool)
         self._progress = HandlerProgress(pool)
         self._holds: dict[tuple[str, str], int] = {}
         self._stopping = False
+        self._stopped = anyio.Event()
         self._running = False
         self._run_ended = anyio.Event()
+        self._pauses: dict[str, str] = {}  # cause -> reason, while dispatch is paused
+        self._paused_at = 0.0
+        self._unpaused = anyio.Event()
+        self._unpaused.set()
         self.started = anyio.Event()
         self._reset()
 
@@ -136,6 +166,8 @@ class Dispatcher:
                 self.started.set()
                 try:
                     async with anyio.create_task_group() as helpers:
+                        if self._own_watch:
+                            helpers.start_soon(self._watch.run)
                         helpers.start_soon(self._read, wakeup)
                         helpers.start_soon(self._wake_retries)
                         helpers.start_soon(self._flush_every_interval)
@@ -163,11 +195,86 @@ class Dispatcher:
         if self._stopping:
             return
         self._stopping = True
+        self._stopped.set()
+        self._unpaused.set()  # paused workers wake up to see that they must stop
         log.info("dispatcher_stopping", in_memory=self._held)
         if self._reading is not None:
             self._reading.cancel()
         self._ready.close()
         self._space.set()
+
+    # ---- pausing while the database (or the leader's session) is away -------------------
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._pauses)
+
+    def pause(self, cause: str, reason: str) -> None:
+        """Take no new work until `resume(cause)` (and every other cause is resumed too).
+
+        Calls in flight finish; their lanes stop after them. Logged and exported once per
+        pause (`dispatch_paused`, `sfstripe_dispatch_paused`), whatever the number of causes.
+        """
+        if cause in self._pauses:
+            return
+        self._pauses[cause] = reason
+        if len(self._pauses) > 1:
+            return
+        self._paused_at = time.monotonic()
+        self._unpaused = anyio.Event()
+        if self._stopping:
+            self._unpaused.set()
+        DISPATCH_PAUSED.set(1)
+        log.warning(
+            "dispatch_paused",
+            cause=cause,
+            reason=reason,
+            running_lanes=sum(
+                1 for hl in self._by_name.values() for lane in hl.lanes.values() if lane.running
+            ),
+            note="calls in flight finish; no new work until it is back",
+        )
+
+    def resume(self, cause: str) -> None:
+        if self._pauses.pop(cause, None) is None or self._pauses:
+            return
+        DISPATCH_PAUSED.set(0)
+        self._unpaused.set()
+        log.info(
+            "dispatch_resumed",
+            cause=cause,
+            paused_s=round(time.monotonic() - self._paused_at, 3),
+            read_offset=self._read_offset,
+        )
+
+    def _database_lost(self, error: BaseException, step: str) -> None:
+        self._watch.report_failure(error)
+        self.pause(DATABASE, f"{step}: {type(error).__name__}: {error}")
+
+    async def _wait_for_database(self) -> None:
+        """Until the watch sees the database again; `_Stopping` when `stop()` comes first."""
+        async with anyio.create_task_group() as race:
+
+            async def first(wait: Callable[[], Awaitable[object]]) -> None:
+                await wait()
+                race.cancel_scope.cancel()
+
+            race.start_soon(first, self._watch.wait_available)
+            race.start_soon(first, self._stopped.wait)
+        if self._stopping:
+            raise _Stopping
+
+    async def _redo(self, step: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one database step, again and again while the connection is lost (pausing
+        dispatch meanwhile). Only for steps that are safe to redo: reads, and writes whose
+        outcome is the same however often they run."""
+        while True:
+            try:
+                return await operation()
+            except CONNECTION_ERRORS as exc:
+                self._database_lost(exc, step)
+            await anyio.sleep(REDO_PAUSE_S)
+            await self._wait_for_database()
 
     async def _setup(self) -> None:
         progress = self._progress
@@ -243,9 +350,12 @@ class Dispatcher:
         with anyio.CancelScope() as self._reading:
             if self._stopping:
                 self._reading.cancel()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._fetch, send, wakeup)
-                tg.start_soon(self._distribute, receive)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._fetch, send, wakeup)
+                    tg.start_soon(self._distribute, receive)
+            except _Stopping:
+                pass
 
     async def _fetch(
         self, send: MemoryObjectSendStream[list[LoggedEvent]], wakeup: AppendWakeup
@@ -253,16 +363,38 @@ class Dispatcher:
         """Read pages ahead of the distributor; a full page stream is what stops reading."""
         position = self._read_offset
         page_size = self._options.page_size
-        async with send:
-            while True:
-                page = await self._log.read(position, page_size)
-                if page:
-                    position = page[-1].offset
-                    self._head_seen = max(self._head_seen, position)
-                    await send.send(page)
-                    if len(page) == page_size:
-                        continue
-                await wakeup.wait_past(position, self._options.reread_s)
+
+        replacement: AppendWakeup | None = None  # the wake-up opened after an outage
+        try:
+            async with send:
+                while True:
+                    read = partial(self._log.read, position, page_size)
+                    page = await self._redo("read the log", read)
+                    if page:
+                        position = page[-1].offset
+                        self._head_seen = max(self._head_seen, position)
+                        await send.send(page)
+                        if len(page) == page_size:
+                            continue
+                    if not wakeup.listening and self._watch.available:
+                        replacement = await self._listen_anew(replacement)
+                        wakeup = replacement or wakeup
+                    await wakeup.wait_past(position, self._options.reread_s)
+        finally:
+            if replacement is not None:
+                await replacement.__aexit__(None, None, None)
+
+    async def _listen_anew(self, previous: AppendWakeup | None) -> AppendWakeup | None:
+        """After an outage, LISTEN on a new connection: the old one is gone with its
+        notifications. Until this works, the reader re-reads on its timeout."""
+        try:
+            fresh = await AppendWakeup(self._dsn).__aenter__()
+        except CONNECTION_ERRORS as exc:
+            self._watch.report_failure(exc)
+            return previous
+        if previous is not None:
+            await previous.__aexit__(None, None, None)
+        return fresh
 
     async def _distribute(self, receive: MemoryObjectReceiveStream[list[LoggedEvent]]) -> None:
         buffer = self._options.buffer_events
@@ -286,7 +418,7 @@ class Dispatcher:
             lanes = hl.lanes
             missing = {e.customer for e in mine if e.customer not in lanes}
             if missing:
-                await self._open_lanes(hl, missing, mine)
+                await self._redo("open lanes", partial(self._open_lanes, hl, missing, mine))
             for event in mine:
                 self._offer(hl, lanes[event.customer], event)
         self._read_offset = page[-1].offset
@@ -327,9 +459,10 @@ class Dispatcher:
         """Read back from the log what the lane dropped, up to what the reader has passed."""
         limit = self._options.lane_events
         lane.dropped = False
-        rows = await self._ranges.customer_through(
-            lane.customer, lane.seen_seq, self._read_offset, limit
+        read = partial(
+            self._ranges.customer_through, lane.customer, lane.seen_seq, self._read_offset, limit
         )
+        rows = await self._redo("read a lane back", read)
         wants = hl.handler.wants
         for event in rows:
             if event.seq <= lane.seen_seq:
@@ -369,12 +502,17 @@ class Dispatcher:
             if item is None:
                 return
             hl, lane = item
+            if self._pauses:
+                # Paused: the lane stays queued (in this worker's hands) until resumed.
+                await self._unpaused.wait()
             lane.queued = False
             if not self._runnable(hl, lane) or lane.running:
                 continue
             lane.running = True
             try:
                 since_yield += await self._run_lane(hl, lane)
+            except _Stopping:
+                pass  # stopped while waiting for the database: nothing of the lane changed
             finally:
                 lane.running = False
                 if lane.idle is not None:
@@ -389,7 +527,7 @@ class Dispatcher:
         """Apply the lane's events in order until it runs dry, must wait, or had its turn."""
         handler = hl.handler
         applied = 0
-        while not self._stopping and applied < RUN_EVENTS:
+        while not self._stopping and not self._pauses and applied < RUN_EVENTS:
             if not lane.pending:
                 if not lane.overflow:
                     break
@@ -497,7 +635,8 @@ class Dispatcher:
                 at_least=verdict.retry_after,
             )
             next_at = datetime.now(UTC) + timedelta(seconds=delay)
-            await self._progress.save_retry(
+            save_retry = partial(
+                self._progress.save_retry,  # an upsert: the same row however often it runs
                 handler=hl.name,
                 customer=lane.customer,
                 seq=head.seq,
@@ -506,6 +645,7 @@ class Dispatcher:
                 next_at=next_at,
                 error=verdict.reason,
             )
+            await self._redo("schedule a retry", save_retry)
             lane.attempts, lane.retry_seq = attempts, head.seq
             HANDLER_RETRIES.labels(hl.name).inc()
             log.warning(
@@ -521,15 +661,7 @@ class Dispatcher:
             self._shed(lane)
             self._sleep_until(hl, lane, delay)
             return
-        dead_letter = await self._progress.park(
-            handler=hl.name,
-            customer=lane.customer,
-            seq=head.seq,
-            offset=head.offset,
-            source_event_id=head.source_event_id,
-            reason=verdict.reason,
-            attempts=attempts,
-        )
+        dead_letter = await self._park(hl, lane, head, verdict.reason, attempts)
         if lane.catching_up is not None:
             hl.catching_up.discard(lane)  # parking settled the earlier dead letter
             lane.catching_up = None
@@ -551,6 +683,36 @@ class Dispatcher:
             error=verdict.reason,
         )
         self._shed(lane)
+
+    async def _park(
+        self, hl: HandlerLanes, lane: Lane, head: LoggedEvent, reason: str, attempts: int
+    ) -> int:
+        """Record the dead letter once. A write whose answer the lost connection took may have
+        committed: before writing again, look for the dead letter it would have made (the lane
+        runs, so no other parked dead letter of it can exist)."""
+        park = partial(
+            self._progress.park,
+            handler=hl.name,
+            customer=lane.customer,
+            seq=head.seq,
+            offset=head.offset,
+            source_event_id=head.source_event_id,
+            reason=reason,
+            attempts=attempts,
+        )
+        while True:
+            try:
+                return await park()
+            except CONNECTION_ERRORS as exc:
+                self._database_lost(exc, "record a dead letter")
+            await anyio.sleep(REDO_PAUSE_S)
+            await self._wait_for_database()
+            parked = await self._redo(
+                "look for a dead letter", partial(self._progress.parked, hl.name)
+            )
+            for dead in parked:
+                if dead.customer == lane.customer and dead.seq == head.seq:
+                    return dead.id
 
     # ---- retries ------------------------------------------------------------------------
 
@@ -577,10 +739,20 @@ class Dispatcher:
     async def _flush_every_interval(self) -> None:
         while True:
             await anyio.sleep(self._options.flush_interval_s)
+            if not self._watch.available:  # someone else (intake, the watch) saw it first
+                self.pause(DATABASE, "the database watch lost the database")
+                await self._watch.wait_available()
             # Not shielded: a flush cancelled half-way (at shutdown) changes nothing in memory,
-            # and the final flush writes it. A flush that hangs makes the dispatcher restart.
-            with anyio.fail_after(FLUSH_TIMEOUT_S):
-                await self.flush()
+            # and the final flush writes it. A flush that fails or hangs (the database went
+            # away) changes nothing either: it pauses dispatch and is done again.
+            try:
+                with anyio.fail_after(FLUSH_TIMEOUT_S):
+                    await self.flush()
+            except CONNECTION_ERRORS as exc:
+                self._database_lost(exc, "write checkpoints")
+                continue
+            # The checkpoints reached while the database was away are written: go on.
+            self.resume(DATABASE)
 
     async def flush(self) -> None:
         """Write the checkpoints and low-water offsets reached so far, in one transaction.

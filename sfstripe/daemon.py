@@ -205,7 +205,7 @@ async def run_daemon(settings: Settings) -> None:
             await check_modes(settings, sources.salesforce_api)
         handlers = registered_handlers(builtins=sync_handlers(settings, pool))
         runtime = HandlerRuntime(settings, handlers, salesforce=sources.salesforce_api)
-        duties = LeaderDuties(dsn, pool, intake, sources.components, runtime)
+        duties = LeaderDuties(dsn, pool, intake, sources.components, runtime, watch=watch)
 
         http = web.Application(client_max_size=MAX_BODY)
         add_health_routes(http, readiness)

@@ -5,7 +5,10 @@ before it starts them; until then it is a hot standby: it logs `standby`, serves
 metrics (`sfstripe_leader` 0), and accepts webhooks (appends are idempotent, so two receivers
 are harmless). When the leader's session ends, a standby gets the lock within
 `STANDBY_POLL_S` and takes over. A leader checks its own session every `LOCK_CHECK_S`: if it
-is lost, so may be the lock, and it stops consuming at once and becomes a standby again.
+is lost, so may be the lock, and it pauses its dispatcher at once (calls in flight finish, no
+new work) while it takes the lock again on a new session. Once it has it (the database is back
+and nobody took over meanwhile), dispatch goes on where it was; if another instance leads now,
+this one ends its term and becomes a standby.
 
 The leader also listens on the control channel: operators' dead letter actions and replay
 requests are picked up at once (and every `CONTROL_POLL_S` in case a notification was lost).
@@ -28,6 +31,7 @@ from state.control import ControlListener
 from state.database import open_pool
 from state.leadership import LeaderLock, instance_name
 from state.replay_requests import ReplayRequests
+from state.watch import CONNECTION_ERRORS, DatabaseWatch
 from stream.intake import LogIntake
 
 log = structlog.get_logger(__name__)
@@ -36,6 +40,7 @@ STANDBY_POLL_S = 1.0
 LOCK_CHECK_S = 1.0
 CONTROL_POLL_S = 5.0
 DISPATCH_POOL_SIZE = 8
+LEADERSHIP = "leadership"  # the cause of a dispatch pause while the lock is taken again
 
 
 def source_of(component: str) -> str:
@@ -97,10 +102,13 @@ class LeaderDuties:
         intake: LogIntake,
         components: list[tuple[str, Component]],
         runtime: HandlerRuntime,
+        *,
+        watch: DatabaseWatch,
     ) -> None:
         self._dsn = dsn
         self._pool = pool
         self._intake = intake
+        self._watch = watch
         self._components = components
         self._runtime = runtime
         self._lock = LeaderLock(dsn, role="standby")
@@ -154,13 +162,14 @@ class LeaderDuties:
             self._runtime.handlers,
             self._runtime.clients,
             self._runtime.dispatch_options,
+            watch=self._watch,
         )
         sources = SourceComponents(self._components)
         replays = LeaderReplays(pool, self._runtime, self._intake, sources.pause, sources.resume)
         try:
             with anyio.CancelScope() as self._term:
                 async with anyio.create_task_group() as term:
-                    term.start_soon(self._watch_lock, term.cancel_scope)
+                    term.start_soon(self._watch_lock, term.cancel_scope, dispatcher)
                     term.start_soon(self._run_sources, sources)
                     if self._runtime.handlers:
                         term.start_soon(self._dispatch, dispatcher, term.cancel_scope)
@@ -180,13 +189,24 @@ class LeaderDuties:
             if not self._stopping:
                 log.error("leadership_lost", note="stopped consuming; standing by again")
 
-    async def _watch_lock(self, term: anyio.CancelScope) -> None:
+    async def _watch_lock(self, term: anyio.CancelScope, dispatcher: Dispatcher) -> None:
         while True:
             await anyio.sleep(LOCK_CHECK_S)
-            if not await self._lock.check():
-                log.error("leader_session_lost", note="the lock may be another's now")
+            if await self._lock.check():
+                continue
+            # The session is gone, so may be the lock: no new work until it is ours again.
+            if self._runtime.handlers:
+                dispatcher.pause(LEADERSHIP, "the leader's database session was lost")
+            retaken = await self._lock.retake()
+            while retaken is None:  # the database is away: keep trying, quietly
+                await anyio.sleep(STANDBY_POLL_S)
+                retaken = await self._lock.retake()
+            if not retaken:
+                log.error("leader_session_lost", note="another instance leads now")
                 term.cancel()
                 return
+            log.info("leader_session_renewed", instance=instance_name())
+            dispatcher.resume(LEADERSHIP)
 
     async def _run_sources(self, sources: SourceComponents) -> None:
         if self._intake_stopped:
@@ -213,16 +233,23 @@ class LeaderDuties:
             finally:
                 running.discard(request_id)
 
-        async with ControlListener(self._dsn) as listener:
-            if self._runtime.handlers:
-                await dispatcher.started.wait()
-            while not self._stopping:
-                await dispatcher.reload_dead_letters()
-                for request_id in await replays.pending():
-                    if request_id not in running:
-                        running.add(request_id)
-                        start_soon(execute, request_id)
-                await listener.take(CONTROL_POLL_S)
+        if self._runtime.handlers:
+            await dispatcher.started.wait()
+        while not self._stopping:
+            try:
+                async with ControlListener(self._dsn) as listener:
+                    while not self._stopping and listener.listening:
+                        await dispatcher.reload_dead_letters()
+                        for request_id in await replays.pending():
+                            if request_id not in running:
+                                running.add(request_id)
+                                start_soon(execute, request_id)
+                        await listener.take(CONTROL_POLL_S)
+            except CONNECTION_ERRORS as exc:
+                self._watch.report_failure(exc)
+            # The database went away: look again, on a new connection, once it is back.
+            await anyio.sleep(STANDBY_POLL_S)
+            await self._watch.wait_available()
 
     def stop_intake(self) -> None:
         """Stop pulling from the sources (first step of the shutdown); no new term starts."""

@@ -49,6 +49,11 @@ class ChannelListener:
         if self._conn is not None:
             await close_quickly(self._conn)  # bounded: a silent server must not stall shutdown
 
+    @property
+    def listening(self) -> bool:
+        """False once the connection is gone (notifications are lost until a new listener)."""
+        return self._conn is not None and not self._conn.is_closed()
+
     def _received(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self.notified(str(payload))
 

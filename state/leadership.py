@@ -82,6 +82,16 @@ class LeaderLock:
             await self._drop()
             return False
 
+    async def retake(self, within: float = 5.0) -> bool | None:
+        """After `check` failed: take the lock again on a new session. True: it is ours again;
+        False: another session holds it; None: the database could not be asked (yet)."""
+        try:
+            with anyio.fail_after(within):
+                return await self.try_acquire()
+        except Exception:  # any failure of this session: a new one next time
+            await self._drop()
+            return None
+
     async def acquire(self, poll_s: float = 1.0, role_when_held: str = "leader") -> None:
         """Wait until the lock is ours, trying every `poll_s` (reconnecting when needed)."""
         # Polling, not pg_advisory_lock(): a blocked call cannot notice a lost connection.

@@ -112,8 +112,9 @@ class Daemon:
         self, env: Mapping[str, str], cwd: Path, log_dir: Path, command: str = "run"
     ) -> None:
         self.command = command
-        self.http_port = free_port()
-        self.metrics_port = free_port()
+        # A port fixed in `env` is kept (a webhook endpoint may already point at it).
+        self.http_port = int(env.get("SFSTRIPE_HTTP_PORT") or free_port())
+        self.metrics_port = int(env.get("SFSTRIPE_METRICS_PORT") or free_port())
         self.env = {
             "SFSTRIPE_HTTP_PORT": str(self.http_port),
             "SFSTRIPE_METRICS_PORT": str(self.metrics_port),

@@ -1,0 +1,208 @@
+"""The two-way customer sync end to end: `sfstripe run` as a subprocess against the
+Salesforce-compatible test server (OAuth, REST that emits CDC, CometD), the Stripe Billing emulator
+(webhooks, events, its clock) and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from handlers.customers import fields
+from tests.acceptance.customer_sync_support import OWN_ORIGIN, SyncWorld, sync_world
+from tests.acceptance.support import Daemon, run_cli
+from tests.waiting import wait_until
+
+DAY = 24 * 3600
+
+
+def metric(daemon: Daemon, name: str, **labels: str) -> float:
+    """The sum of a metric's samples that carry `labels`."""
+    total = 0.0
+    for line in daemon.metrics().splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if match is None:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def settled(world: SyncWorld, account_id: str, **expected: Any) -> dict[str, Any]:
+    """Wait until the Account shows `expected` values."""
+
+    async def shows() -> bool:
+        account = await world.account(account_id)
+        return all(account.get(name) == value for name, value in expected.items())
+
+    await wait_until(shows, within=40)
+    return await world.account(account_id)
+
+
+async def customer_settled(world: SyncWorld, account_id: str, **expected: Any) -> Any:
+    """Wait until the account's one Stripe customer shows `expected` (dotted paths)."""
+
+    async def shows() -> bool:
+        customer = await world.customer_of(account_id)
+        if customer is None:
+            return False
+        data = customer.to_dict()
+        for path, value in expected.items():
+            node: Any = data
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node != value:
+                return False
+        return True
+
+    await wait_until(shows, within=40)
+    return await world.customer_of(account_id)
+
+
+async def test_accounts_and_contacts_become_customers_and_billing_comes_back(
+    tmp_path: Path, workdir: Path, fresh_dsn: str, daemons: Callable[..., Daemon]
+) -> None:
+    async with sync_world(tmp_path, fresh_dsn) as world:
+        sf = world.sf
+        daemon = daemons(world.env)
+        await anyio.to_thread.run_sync(daemon.wait_ready)
+
+        # A sales rep creates an account and its billing contact.
+        account = (
+            await sf.edit_record(
+                "Account",
+                {
+                    "Name": "Globex GmbH",
+                    "Phone": "+49 30 1234",
+                    "BillingStreet": "Unter den Linden 1\nHaus B",
+                    "BillingCity": "Berlin",
+                    "BillingPostalCode": "10117",
+                    "BillingCountry": "Germany",
+                },
+            )
+        )["id"]
+        await sf.edit_record(
+            "Contact",
+            {
+                "FirstName": "Ada",
+                "LastName": "Lovelace",
+                "Email": "ada@globex.example",
+                "AccountId": account,
+            },
+        )
+        customer = await customer_settled(
+            world,
+            account,
+            name="Globex GmbH",
+            phone="+49 30 1234",
+            email="ada@globex.example",
+            individual_name="Ada Lovelace",
+            **{
+                "address.line1": "Unter den Linden 1",
+                "address.line2": "Haus B",
+                "address.country": "DE",
+                "tax_exempt": "none",
+            },
+        )
+        await settled(world, account, **{fields.CUSTOMER_ID: customer.id})
+
+        # An edit follows; only the changed field is sent.
+        await sf.edit_record("Account", {"Phone": "+49 30 9999"}, record_id=account)
+        await customer_settled(world, account, phone="+49 30 9999")
+
+        # Stripe collects: a card, a subscription, a paid invoice.
+        card = await world.stripe.v1.payment_methods.attach_async(
+            "pm_card_visa", params={"customer": customer.id}
+        )
+        await world.stripe.v1.customers.update_async(
+            customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
+        )
+        product = await world.stripe.v1.products.create_async(params={"name": "Seats"})
+        price = await world.stripe.v1.prices.create_async(
+            params={
+                "product": product.id,
+                "currency": "eur",
+                "unit_amount": 1250,
+                "recurring": {"interval": "month"},
+            }
+        )
+        await world.stripe.v1.subscriptions.create_async(
+            params={"customer": customer.id, "items": [{"price": price.id, "quantity": 4}]}
+        )
+        paid = await settled(
+            world,
+            account,
+            **{
+                fields.BILLING_STATUS: "current",
+                fields.INVOICE_STATUS: "paid",
+                fields.PAYMENT_METHOD_LAST4: "4242",
+            },
+        )
+        assert paid[fields.INVOICE_AMOUNT_DUE] == 50.0
+        assert paid[fields.INVOICE_CURRENCY] == "EUR"
+        assert paid[fields.PAYMENT_METHOD_BRAND] == "visa"
+        assert re.fullmatch(r"\d{2}/\d{4}", paid[fields.PAYMENT_METHOD_EXPIRY])
+        assert paid[fields.INVOICE_URL].startswith("http")
+        assert paid[fields.DUNNING_ATTEMPTS] == 0
+
+        # The next renewal fails: dunning.
+        failing = await world.stripe.v1.payment_methods.attach_async(
+            "pm_card_chargeCustomerFail", params={"customer": customer.id}
+        )
+        await world.stripe.v1.customers.update_async(
+            customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
+        )
+        world.emulator.advance(31 * DAY)
+        dunning = await settled(
+            world,
+            account,
+            **{fields.BILLING_STATUS: "past_due", fields.INVOICE_STATUS: "open"},
+        )
+        assert dunning[fields.DUNNING_ATTEMPTS] >= 1
+        assert dunning[fields.NEXT_PAYMENT_ATTEMPT]
+        assert dunning[fields.INVOICE_NUMBER] != paid[fields.INVOICE_NUMBER]
+
+        # A Flow changes the phone in the same transaction as one of sfstripe's own writes
+        # coming back: the echo is dropped, the Flow's change is applied.
+        echoes = metric(daemon, "sfstripe_echoes_suppressed_total", source="salesforce")
+        await sf.edit_record("Account", {"Phone": "+49 30 5555"}, record_id=account, emit=False)
+        await sf.publish(
+            "Account",
+            record_ids=[account],
+            fields={fields.BILLING_STATUS: "past_due", "Phone": "+49 30 5555"},
+            changed_fields=[fields.BILLING_STATUS, "Phone", "LastModifiedDate"],
+            changeOrigin=OWN_ORIGIN,
+        )
+        await customer_settled(world, account, phone="+49 30 5555")
+        assert metric(daemon, "sfstripe_echoes_suppressed_total", source="salesforce") > echoes
+
+        # Once quiet, nothing is written on either side.
+        await anyio.sleep(3)
+        published = await world.published()
+        written = metric(daemon, "sfstripe_sync_fields_written_total")
+        await anyio.sleep(4)
+        assert await world.published() == published
+        assert metric(daemon, "sfstripe_sync_fields_written_total") == written
+        assert metric(daemon, "sfstripe_dead_letters_total") == 0
+        assert await anyio.to_thread.run_sync(daemon.stop) == 0
+
+
+async def test_a_test_key_with_a_production_org_is_refused(
+    tmp_path: Path, workdir: Path, fresh_dsn: str, daemons: Callable[..., Daemon]
+) -> None:
+    async with sync_world(tmp_path, fresh_dsn) as world:
+        await world.sf.set_config(isSandbox=False, organizationType="Enterprise Edition")
+        result = await anyio.to_thread.run_sync(
+            lambda: run_cli("run", env=world.env, cwd=workdir, timeout=60)
+        )
+        assert result.returncode == 1
+        assert "a Stripe test key with a production org" in result.stderr
+        assert "SFSTRIPE_ALLOW_MIXED_MODES" in result.stderr
+        daemon = daemons({**world.env, "SFSTRIPE_ALLOW_MIXED_MODES": "true"})
+        await anyio.to_thread.run_sync(daemon.wait_ready)
+        assert daemon.logged("mixed_modes_allowed")
+        assert await anyio.to_thread.run_sync(daemon.stop) == 0

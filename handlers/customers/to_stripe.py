@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import stripe as stripe_sdk  # the name `stripe` is the API client here
 
 from handlers.api import HandlerContext
 from handlers.clients import SalesforceApi, StripeApi
@@ -189,11 +190,7 @@ class StripeCustomers:
         linked = await self._state.linked_stripe_customers(account_id)
         if linked:
             return linked[0]
-        escaped = account_id.replace("\\", "\\\\").replace("'", "\\'")
-        found = await stripe.request(
-            "GET", "/v1/customers/search", {"query": f"metadata['sf_account_id']:'{escaped}'"}
-        )
-        hits = sorted(found.get("data", []), key=lambda c: (c.get("created", 0), c["id"]))
+        hits = await _customers_with_account(stripe, account_id)
         if not hits:
             return None
         customer = str(hits[0]["id"])
@@ -375,3 +372,30 @@ class StripeCustomers:
         if snapshots:
             await self._log.append(snapshots)
         ctx.log.warning("overflow_resynced", entity=event.object_type, accounts=len(snapshots))
+
+
+async def _customers_with_account(stripe: StripeApi, account_id: str) -> list[dict[str, Any]]:
+    """Stripe customers whose `metadata.sf_account_id` is the account, oldest first.
+
+    Search is Stripe's way; a Stripe-compatible server without it (localstripe) is listed page by
+    page instead.
+    """
+    escaped = account_id.replace("\\", "\\\\").replace("'", "\\'")
+    query = {"query": f"metadata['sf_account_id']:'{escaped}'"}
+    try:
+        hits = (await stripe.request("GET", "/v1/customers/search", query)).get("data", [])
+    except stripe_sdk.InvalidRequestError as exc:
+        if exc.http_status != 404:
+            raise
+        hits = []
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            page = await stripe.request("GET", "/v1/customers", params)
+            data = page.get("data", [])
+            hits += [
+                c for c in data if (c.get("metadata") or {}).get("sf_account_id") == account_id
+            ]
+            if not page.get("has_more") or not data:
+                break
+            params = {"limit": 100, "starting_after": data[-1]["id"]}
+    return sorted(hits, key=lambda c: (c.get("created", 0), c["id"]))

@@ -4,6 +4,7 @@ Salesforce-compatible test server (OAuth, REST that emits CDC, CometD), the Stri
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -206,3 +207,93 @@ async def test_a_test_key_with_a_production_org_is_refused(
         await anyio.to_thread.run_sync(daemon.wait_ready)
         assert daemon.logged("mixed_modes_allowed")
         assert await anyio.to_thread.run_sync(daemon.stop) == 0
+
+
+async def one_customer_each(world: SyncWorld, accounts: list[str]) -> dict[str, str]:
+    """Wait until every account has exactly one Stripe customer and shows its id."""
+
+    async def done() -> bool:
+        for account in accounts:
+            customers = await world.customers_of(account)
+            assert len(customers) <= 1, f"{account} has {len(customers)} customers"
+            if not customers:
+                return False
+            if (await world.account(account)).get(fields.CUSTOMER_ID) != customers[0].id:
+                return False
+        return True
+
+    await wait_until(done, within=60)
+    return {account: (await world.customers_of(account))[0].id for account in accounts}
+
+
+def backfill(world: SyncWorld, workdir: Path, *where: str) -> dict[str, Any]:
+    args = [arg for pair in where for arg in ("--where", pair)]
+    result = run_cli("backfill", "--object", "Account", *args, env=world.env, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+async def test_a_kill_mid_flight_and_backfills_neither_lose_nor_double(
+    tmp_path: Path, workdir: Path, fresh_dsn: str, daemons: Callable[..., Daemon]
+) -> None:
+    async with sync_world(tmp_path, fresh_dsn) as world:
+        sf = world.sf
+        # Accounts from before sfstripe was connected (no change events for them).
+        old = []
+        for n, kind in enumerate(["Customer", "Customer", "Prospect"]):
+            record = await sf.edit_record("Account", {"Name": f"Old {n}", "Type": kind}, emit=False)
+            old.append(record["id"])
+            await sf.edit_record(
+                "Contact",
+                {
+                    "LastName": f"Payer {n}",
+                    "Email": f"payer{n}@old.example",
+                    "AccountId": record["id"],
+                },
+                emit=False,
+            )
+        # One of them was already billed by hand, with the link in place: it is adopted.
+        adopted = await world.stripe.v1.customers.create_async(
+            params={"name": "Old 1", "metadata": {"sf_account_id": old[1]}}
+        )
+        # Another customer looks like Old 0 by email but carries no link: reported, not linked.
+        lookalike = await world.stripe.v1.customers.create_async(
+            params={"email": "payer0@old.example"}
+        )
+
+        daemon = daemons(world.env)
+        await anyio.to_thread.run_sync(daemon.wait_ready)
+        new = [(await sf.edit_record("Account", {"Name": f"New {n}"}))["id"] for n in range(6)]
+
+        async def some_done() -> bool:
+            return any([await world.customers_of(account) for account in new])
+
+        await wait_until(some_done, within=40)
+        daemon.kill()  # SIGKILL in the middle of it
+        again = daemons(world.env)
+        await anyio.to_thread.run_sync(again.wait_ready)
+        await one_customer_each(world, new)
+
+        subset = await anyio.to_thread.run_sync(backfill, world, workdir, "Type=Customer")
+        assert subset["accounts"] == 2
+        assert subset["unlinked_stripe_customers"] == [
+            {"stripe_customer": lookalike.id, "email": "payer0@old.example", "account": old[0]}
+        ]
+        linked = await one_customer_each(world, old[:2])
+        assert linked[old[1]] == adopted.id
+        assert await world.customers_of(old[2]) == []
+
+        everything = await anyio.to_thread.run_sync(backfill, world, workdir)
+        assert everything["accounts"] == 9
+        await one_customer_each(world, old + new)
+
+        async def quiet_rerun() -> bool:
+            rerun = await anyio.to_thread.run_sync(backfill, world, workdir)
+            return bool(rerun["snapshots_stored"] == 0 and rerun["already_stored"] == 9)
+
+        await wait_until(quiet_rerun, within=40)
+        customers = await world.stripe.v1.customers.list_async(params={"limit": 100})
+        assert len(customers.data) == 9 + 1  # each account once, plus the unlinked look-alike
+        assert metric(again, "sfstripe_dead_letters_total") == 0
+        assert await anyio.to_thread.run_sync(again.stop) == 0

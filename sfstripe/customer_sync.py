@@ -27,7 +27,8 @@ NON_PRODUCTION_TYPES = frozenset({"Developer Edition"})
 
 
 class MixedModes(Exception):
-    """A live Stripe key with a sandbox org, or a test key with a production org."""
+    """A live Stripe key with a sandbox org, or a test key with a production org (or the org
+    type could not be read to tell)."""
 
 
 def sync_handlers(settings: Settings, pool: asyncpg.Pool) -> list[Handler]:
@@ -53,10 +54,15 @@ async def check_modes(settings: Settings, salesforce: SalesforceApi) -> None:
     if not settings.customer_sync_enabled or settings.stripe_api_key is None:
         return
     live = settings.stripe_api_key.reveal().startswith(LIVE_PREFIXES)
-    page = await salesforce.request(
-        "GET", "query", params={"q": "SELECT Id, IsSandbox, OrganizationType FROM Organization"}
-    )
-    organization = page["records"][0]
+    soql = "SELECT Id, IsSandbox, OrganizationType FROM Organization"
+    try:
+        page = await salesforce.request("GET", "query", params={"q": soql})
+        organization = page["records"][0]
+    except Exception as exc:  # fail closed: an unchecked pairing could bill real customers
+        raise MixedModes(
+            f"cannot read the Salesforce org type to check it against the Stripe key"
+            f" ({type(exc).__name__}: {exc}); sfstripe does not start the sync unchecked"
+        ) from exc
     production = org_is_production(organization)
     if live == production:
         return

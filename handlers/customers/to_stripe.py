@@ -25,7 +25,7 @@ from handlers.customers import fields as account_fields
 from handlers.customers.mapping import Mapping, stripe_params, stripe_value
 from handlers.customers.salesforce_records import SalesforceRecords, flat_fields, flat_names
 from handlers.customers.snapshots import SNAPSHOT_TYPE, decode_snapshot, snapshot_event
-from handlers.errors import PermanentError
+from handlers.errors import PermanentError, RetryableError
 from metrics.instruments import ECHOES_SUPPRESSED, SYNC_CUSTOMERS, SYNC_FIELDS_WRITTEN
 from state.log import EventLog
 from state.records import LoggedEvent
@@ -211,7 +211,12 @@ class StripeCustomers:
         params = stripe_params(present)
         params.setdefault("metadata", {})["sf_account_id"] = account_id
         key = f"{ctx.idempotency_key}:create"
-        created = await stripe.request("POST", "/v1/customers", params, key)
+        try:
+            created = await stripe.request("POST", "/v1/customers", params, key)
+        except stripe_sdk.IdempotencyError as exc:
+            # Created before a crash, with values that have changed since: Stripe's search
+            # (eventually consistent) finds it on a later attempt, so wait rather than fail.
+            raise RetryableError(f"customer of {account_id} created before, not found yet") from exc
         if not created:  # shadow mode: nothing was sent
             return
         customer = str(created["id"])

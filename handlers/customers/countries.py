@@ -3,9 +3,13 @@
 Orgs with state and country picklists carry `BillingCountryCode`, which is used as is. Otherwise the
 free-text country is looked up in ISO 3166 (names, official and common names, alpha-2/3 codes)
 plus the labels of Salesforce's country picklist and a few everyday names that differ from ISO.
+Names match without regard to case, accents ("Curacao", "Reunion") or a leading "The".
 """
 
 from __future__ import annotations
+
+import functools
+import unicodedata
 
 import pycountry
 
@@ -40,6 +44,7 @@ ALIASES = {
     "cape verde": "CV",
     "east timor": "TL",
     "palestine": "PS",
+    "palestinian territory, occupied": "PS",
     "laos": "LA",
     "syria": "SY",
     "brunei": "BN",
@@ -65,6 +70,28 @@ def alpha2(value: str) -> str:
     try:
         country = pycountry.countries.lookup(text)
     except LookupError:
-        raise UnknownCountry(f"{value!r} is not an ISO 3166 country name or code") from None
-    code: str = country.alpha_2
-    return code
+        code = _folded_names().get(_fold(text))
+        if code is None:
+            raise UnknownCountry(f"{value!r} is not an ISO 3166 country name or code") from None
+        return code
+    found: str = country.alpha_2
+    return found
+
+
+def _fold(name: str) -> str:
+    """Lower case without accents or a leading "the": "The Côte" -> "cote"."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return plain.removeprefix("the ").strip()
+
+
+@functools.cache
+def _folded_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for attribute in ("name", "official_name", "common_name"):
+            name = getattr(country, attribute, None)
+            if name:
+                names.setdefault(_fold(name), country.alpha_2)
+    names.update({_fold(alias): code for alias, code in ALIASES.items()})
+    return names

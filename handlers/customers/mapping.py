@@ -112,7 +112,7 @@ class FieldRule:
         code = record.get(code_field) if code_field else None
         if isinstance(code, str) and code.strip():
             return code.strip().upper()
-        if value is None or value == "":
+        if value is None or not str(value).strip():
             return ""
         try:
             return alpha2(str(value))
@@ -172,12 +172,12 @@ def country_code_field(field: str) -> str | None:
 
 def stripe_value(customer: dict[str, Any], target: str) -> Any:
     """A Stripe customer's value at a mapping target (`address.city`, `metadata.key`)."""
-    node: Any = customer
-    for part in target.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
+    # Targets have two levels at most, and a metadata key may itself hold dots.
+    head, _, rest = target.partition(".")
+    node = customer.get(head)
+    if not rest:
+        return node
+    return node.get(rest) if isinstance(node, dict) else None
 
 
 def stripe_params(values: dict[str, str]) -> dict[str, Any]:
@@ -203,7 +203,7 @@ def _text(value: Any) -> str:
 
 
 def _tax_exempt(source: str, value: Any) -> str:
-    if value is None or value is False:
+    if value is None or value is False or (isinstance(value, str) and not value.strip()):
         return "none"
     if value is True:
         return "exempt"
@@ -282,23 +282,91 @@ def _names(section: str, names: dict[str, Scalar] | list[str]) -> list[str]:
     ]
 
 
+def _known(where: str, table: dict[str, Any], struct: Any, problems: list[str]) -> dict[str, Any]:
+    """`table` without the keys `struct` does not have, each reported (not only the first)."""
+    names: tuple[str, ...] = struct.__struct_fields__
+    prefix = f"{where}: " if where else ""
+    problems += [
+        f"{prefix}unknown key {key!r} (expected one of {', '.join(names)})"
+        for key in table
+        if key not in names
+    ]
+    return {key: value for key, value in table.items() if key in names}
+
+
+def _convert(raw: Any, struct: Any, where: str, problems: list[str]) -> Any:
+    """`raw` as `struct`, or None with the problem (and where it is) reported."""
+    try:
+        return msgspec.convert(raw, struct)
+    except msgspec.ValidationError as exc:
+        message, at, path = str(exc).rpartition(" - at `$")
+        if not at:
+            message, path = str(exc), "`"
+        located = (where + path.removesuffix("`")).lstrip(".")
+        problems.append(f"{located}: {message}" if located else message)
+        return None
+
+
+def _structure(raw: dict[str, Any], problems: list[str]) -> tuple[_FileSpec | None, list[Any]]:
+    """The file as specs, each field and section checked on its own so every problem is found."""
+    top = _known("", raw, _FileSpec, problems)
+    field_specs: list[_FieldSpec | None] = []
+    if isinstance(top.get("fields"), list):
+        for index, item in enumerate(top["fields"]):
+            where = f"fields[{index}]"
+            known = _known(where, item, _FieldSpec, problems) if isinstance(item, dict) else item
+            field_specs.append(_convert(known, _FieldSpec, where, problems))
+        top["fields"] = []
+    sections = {}
+    for section, struct in (("accounts", _AccountsSpec), ("billing_contact", _ContactSpec)):
+        if section in top:
+            table = top.pop(section)
+            known = _known(section, table, struct, problems) if isinstance(table, dict) else table
+            sections[section] = _convert(known, struct, section, problems)
+    spec = _convert(top, _FileSpec, "", problems)
+    if spec is None or None in sections.values():
+        return None, field_specs
+    return msgspec.structs.replace(spec, **sections), field_specs
+
+
+def _ownership_problems(rules: list[FieldRule]) -> list[str]:
+    """A Salesforce field that Stripe writes cannot also feed Stripe, nor be written twice."""
+    problems = []
+    for index, rule in enumerate(rules):
+        if rule.owner != "stripe":
+            continue
+        others = [
+            other.stripe
+            for other_index, other in enumerate(rules)
+            if other_index != index
+            and not (other.owner == "stripe" and other_index > index)  # one line per pair
+            and other.object == rule.object
+            and rule.field in other.reads()
+        ]
+        if others:
+            problems.append(
+                f"fields: {rule.source} is written from Stripe's {rule.stripe} (owner stripe)"
+                f" and also mapped to {', '.join(others)}: a field has one owner"
+            )
+    return problems
+
+
 def parse(text: str, origin: str) -> Mapping:
     """A mapping from TOML text; `origin` names it in messages."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MappingError([f"{origin}: not valid TOML: {exc}"]) from None
-    try:
-        spec = msgspec.convert(raw, _FileSpec)
-    except msgspec.ValidationError as exc:
-        raise MappingError([f"{origin}: {exc}"]) from None
     problems: list[str] = []
-    if spec.version != VERSION:
+    spec, field_specs = _structure(raw, problems)
+    if spec is not None and spec.version != VERSION:
         problems.append(f"version: {spec.version} is not supported (this sfstripe reads {VERSION})")
-    if not spec.fields:
+    if raw.get("fields") == []:
         problems.append("fields: map at least one field")
     rules: list[FieldRule] = []
-    for index, field_spec in enumerate(spec.fields):
+    for index, field_spec in enumerate(field_specs):
+        if field_spec is None:
+            continue
         rule, found = _rule(index, field_spec)
         problems += found
         if rule is not None:
@@ -306,10 +374,13 @@ def parse(text: str, origin: str) -> Mapping:
     targets = [rule.stripe for rule in rules]
     for target in sorted({t for t in targets if targets.count(t) > 1}):
         problems.append(f"fields: {target} is mapped more than once")
+    problems += _ownership_problems(rules)
+    if spec is None:
+        raise MappingError([f"{origin}: {problem}" for problem in problems])
     contact = spec.billing_contact
     problems += _names("accounts.where", spec.accounts.where)
     problems += _names("billing_contact.where", contact.where)
-    problems += _names("billing_contact", [n for n in (contact.lookup_field,) if n])
+    problems += _names("billing_contact.lookup_field", [n for n in (contact.lookup_field,) if n])
     problems += _names("billing_contact.order_by", [contact.order_by])
     if problems:
         raise MappingError([f"{origin}: {problem}" for problem in problems])

@@ -37,17 +37,20 @@ def flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def flat_names(changed: Iterable[str]) -> list[str]:
-    """`changedFields` entries as sObject names (`BillingAddress.City` -> `BillingCity`)."""
+    """`changedFields` entries as sObject names (`BillingAddress.City` -> `BillingCity`).
+
+    A changed name part (`Name.LastName`) changes the full `Name` too, which a mapping reads.
+    """
     names = []
     for name in changed:
         compound, _, part = name.partition(".")
         if part and compound in COMPOUND_PREFIX:
             names.append(COMPOUND_PREFIX[compound] + part)
         elif part and compound == "Name":
-            names.append(part)
+            names += [part, "Name"]
         else:
             names.append(name)
-    return names
+    return list(dict.fromkeys(names))
 
 
 def soql_literal(value: Scalar) -> str:

@@ -6,6 +6,9 @@ read a page at a time (the next page is read while the current one is applied), 
 flat whatever its size. A retryable failure is retried in place with backoff; a lane that still
 fails is left alone for the rest of the replay (order matters) and reported in the summary.
 
+A replay can be cancelled (`cancel`): it stops at a safe point, between handler calls, never in
+the middle of one; what it did not apply is counted in `not_applied` and `cancelled` is true.
+
 Replays never run alongside the dispatcher on the same lane: either the caller holds the
 leader lock (no dispatcher runs anywhere) or the leader runs the replay with `guard` set to its
 dispatcher, which keeps itself off each lane while the replay applies its events.
@@ -73,6 +76,7 @@ class ReplaySummary(msgspec.Struct, kw_only=True):
     not_wanted: int = 0
     not_applied: int = 0
     failed_lanes: list[FailedLane] = msgspec.field(default_factory=list)
+    cancelled: bool = False
     seconds: float = 0.0
     events_per_s: float = 0.0
 
@@ -114,9 +118,14 @@ async def replay_range(
     options: ReplayOptions | None = None,
     guard: LaneGuard | None = None,
     progress: Progress | None = None,
+    cancel: anyio.Event | None = None,
 ) -> ReplaySummary:
-    """Apply `handlers` (those `selection.handler` names) to the selected events again."""
+    """Apply `handlers` (those `selection.handler` names) to the selected events again.
+
+    Once `cancel` is set, no handler call starts: the calls running finish and the summary
+    says `cancelled`, with what was applied so far."""
     options = options or ReplayOptions()
+    cancel = cancel or anyio.Event()
     chosen = select_handlers(handlers, selection.handler)
     if selection.dry_run:
         clients = clients.shadowed()
@@ -135,7 +144,7 @@ async def replay_range(
         handlers=[h.name for h in chosen],
         dry_run=selection.dry_run,
     )
-    run = _Replay(chosen, clients, options, guard or _NoGuard(), summary)
+    run = _Replay(chosen, clients, options, guard or _NoGuard(), summary, cancel=cancel)
     log.info(
         "replay_started",
         from_offset=selection.from_offset,
@@ -155,7 +164,7 @@ async def replay_range(
 
     started = time.perf_counter()
     page = await read(after) if after < to_offset else []
-    while page:
+    while page and not cancel.is_set():
         next_page: list[LoggedEvent] = []
 
         async def read_next(after_offset: int = page[-1].offset) -> None:
@@ -170,6 +179,7 @@ async def replay_range(
         if progress is not None:
             await progress(summary.events, total)
         page = next_page
+    summary.cancelled = cancel.is_set()
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.events_per_s = round(summary.events / summary.seconds, 1) if summary.seconds else 0.0
     log.info(
@@ -177,6 +187,7 @@ async def replay_range(
         events=summary.events,
         applied=summary.applied,
         failed_lanes=len(summary.failed_lanes),
+        cancelled=summary.cancelled,
         seconds=summary.seconds,
     )
     return summary
@@ -190,8 +201,11 @@ class _Replay:
         options: ReplayOptions,
         guard: LaneGuard,
         summary: ReplaySummary,
+        *,
+        cancel: anyio.Event,
     ) -> None:
         self._handlers = handlers
+        self._cancel = cancel
         self._metrics = {h.name: HandlerMetrics(h.name) for h in handlers}
         self._clients = clients
         self._options = options
@@ -237,6 +251,9 @@ class _Replay:
     async def _drain(self, queue: deque[tuple[Registered, list[LoggedEvent]]]) -> None:
         while queue:
             handler, events = queue.popleft()
+            if self._cancel.is_set():
+                self._summary.not_applied += len(events)
+                continue
             async with self._guard.exclusive(handler.name, events[0].customer):
                 await self._apply_lane(handler, events)
 
@@ -262,6 +279,9 @@ class _Replay:
             batch = events[index : index + handler.max_batch]
             attempts = 0
             while True:
+                if self._cancel.is_set():  # a safe point: between two handler calls
+                    self._summary.not_applied += len(events) - index
+                    return
                 verdict = await call_handler(handler, batch, self._clients, metrics, replay=True)
                 if verdict is None:
                     break
@@ -269,13 +289,13 @@ class _Replay:
                 if not verdict.retryable or attempts >= self._options.max_attempts:
                     self._fail(handler, batch[0], verdict.reason, len(events) - index)
                     return
-                await anyio.sleep(
-                    retry_delay(
-                        attempts,
-                        first=self._options.retry_first_s,
-                        maximum=self._options.retry_max_s,
-                        at_least=verdict.retry_after,
-                    )
+                delay = retry_delay(
+                    attempts,
+                    first=self._options.retry_first_s,
+                    maximum=self._options.retry_max_s,
+                    at_least=verdict.retry_after,
                 )
+                with anyio.move_on_after(delay):
+                    await self._cancel.wait()  # a cancel need not wait for the retry
             self._summary.applied += len(batch)
             index += len(batch)

@@ -362,7 +362,7 @@ def _replay_request(
     }
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--from-offset", type=click.IntRange(min=1), help="Replay the log from here.")
 @click.option("--to-offset", type=click.IntRange(min=1), help="... to here (default: the head).")
 @click.option("--customer", help="Only this customer's stream.")
@@ -391,8 +391,15 @@ def replay(
     """Re-apply handlers to logged events, or move a source's upstream position.
 
     Progress goes to stderr (a bar on a terminal); the last line on stdout is a JSON summary.
-    Exit code 1 when a lane failed (see `failed_lanes`).
+    Exit code 1 when a lane failed (see `failed_lanes`). Ctrl-C cancels the replay (it stops
+    between handler calls; the summary says `"cancelled": true`, exit code 1); a second Ctrl-C
+    stops waiting for that.
     """
+    if ctx.invoked_subcommand is not None:
+        given = [from_offset, to_offset, customer, handler, source, channel, replay_id, after_event]
+        if any(v is not None for v in given) or dry_run or yes:
+            raise click.UsageError(f"`replay {ctx.invoked_subcommand}` takes no replay options")
+        return
     kind, request = _replay_request(
         from_offset=from_offset,
         to_offset=to_offset,
@@ -408,8 +415,45 @@ def replay(
     settings = _settings(ctx)
     result = _run(lambda: _replay(settings, kind, request))
     click.echo(json.dumps(result))
+    if result.get("cancelled"):
+        from sfstripe.replays import cancelled_line
+
+        click.echo(cancelled_line(result), err=True)
+        sys.exit(1)
     if result.get("failed_lanes"):
         sys.exit(1)
+
+
+@replay.command(name="cancel")
+@click.argument("request_id", type=int)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="Seconds to wait for a running replay to stop.",
+)
+@click.pass_context
+def replay_cancel(ctx: click.Context, request_id: int, wait: float) -> None:
+    """Cancel a replay request the leader runs (the requesting CLI logs its id as
+    `replay_requested`): a pending one at once, a running one at its next safe point. Prints
+    the request's summary; exit code 1 when it had already ended or does not stop in time."""
+    from sfstripe.replays import cancel_request, cancelled_line
+
+    settings = _settings(ctx)
+    asked, request = _run(
+        lambda: _with_pool(settings, lambda pool: cancel_request(pool, request_id, wait_s=wait))
+    )
+    if request is None:
+        raise Failure(f"no replay request {request_id}")
+    if not asked:
+        raise Failure(f"replay request {request_id} had already ended: {request.status}")
+    if request.status != "cancelled":
+        raise Failure(
+            f"replay request {request_id} asked to stop; still {request.status} after {wait:g} s"
+        )
+    click.echo(json.dumps(request.result or {}))
+    click.echo(cancelled_line(request.result or {}, request_id), err=True)
 
 
 async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -418,7 +462,13 @@ async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dic
     from sfstripe.customer_sync import sync_handlers
     from sfstripe.handler_runtime import HandlerRuntime
     from sfstripe.progress import ProgressDisplay
-    from sfstripe.replays import CliReplay, ReplayFailed, salesforce_position, stripe_position
+    from sfstripe.replays import (
+        CliReplay,
+        ReplayAbandoned,
+        ReplayFailed,
+        salesforce_position,
+        stripe_position,
+    )
     from state.replay_requests import stripe_event_created
 
     dsn = await database_dsn(settings)
@@ -439,10 +489,13 @@ async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dic
         elif kind == "position":
             params = salesforce_position(request["channel"], request["replay_id"])
         display = ProgressDisplay("replay") if kind == "log" else None
+        runner = CliReplay(dsn, pool, runtime, display, interruptible=True)
         try:
-            return await CliReplay(dsn, pool, runtime, display).run(kind, params)  # type: ignore[arg-type]
+            return await runner.run(kind, params)  # type: ignore[arg-type]
         except ReplayFailed as exc:
             raise Failure(f"replay failed: {exc}") from exc
+        except ReplayAbandoned as exc:
+            raise Failure(str(exc)) from exc
     finally:
         await runtime.close()
         await pool.close()

@@ -10,8 +10,9 @@ new work) while it takes the lock again on a new session. Once it has it (the da
 and nobody took over meanwhile), dispatch goes on where it was; if another instance leads now,
 this one ends its term and becomes a standby.
 
-The leader also listens on the control channel: operators' dead letter actions and replay
-requests are picked up at once (and every `CONTROL_POLL_S` in case a notification was lost).
+The leader also listens on the control channel: operators' dead letter actions, replay requests
+and their cancellations are picked up at once (and every `CONTROL_POLL_S` in case a
+notification was lost).
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ class LeaderDuties:
                             if request_id not in running:
                                 running.add(request_id)
                                 start_soon(execute, request_id)
+                        await replays.look_for_cancels()
                         await listener.take(CONTROL_POLL_S)
             except CONNECTION_ERRORS as exc:
                 self._watch.report_failure(exc)

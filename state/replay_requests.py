@@ -3,6 +3,9 @@
 The row is the request; a notification on the control channel makes the leader look at once.
 Whoever claims a pending request first runs it, so a request survives the leader's death: a new
 leader, or the CLI that asked, claims it.
+
+A request can be cancelled: a pending one at once, a running one by asking its runner, which
+stops at a safe point and records `cancelled` with how far it got.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import msgspec
 from state.sql import query
 
 Kind = Literal["log", "position"]
-RequestStatus = Literal["pending", "running", "done", "failed"]
+RequestStatus = Literal["pending", "running", "done", "failed", "cancelled"]
+FINISHED: tuple[RequestStatus, ...] = ("done", "failed", "cancelled")
 
 
 class ReplayRequest(msgspec.Struct, frozen=True):
@@ -27,6 +31,7 @@ class ReplayRequest(msgspec.Struct, frozen=True):
     processed: int
     total: int | None
     result: dict[str, Any] | None
+    cancel_requested: bool = False
 
 
 class ReplayRequests:
@@ -81,7 +86,25 @@ class ReplayRequests:
             row["processed"],
             row["total"],
             result,
+            row["cancel_requested"],
         )
+
+    async def cancel(self, request_id: int) -> RequestStatus | None:
+        """Cancel a pending request at once, or ask the runner of a running one to stop.
+
+        Returns the status after this (`cancelled`, or `running` while its runner has yet to
+        stop); None when the request is unknown or already finished."""
+        async with self._pool.acquire() as conn:
+            status: RequestStatus | None = await conn.fetchval(
+                query("cancel_replay_request"), request_id
+            )
+        return status
+
+    async def cancel_asked(self) -> list[int]:
+        """Running requests whose cancellation was asked."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(query("cancelled_replay_requests"))
+        return [row["id"] for row in rows]
 
     async def interrupt_running(self) -> list[int]:
         """Fail requests left `running` by a leader that is gone (call as the new leader)."""

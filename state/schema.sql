@@ -122,6 +122,12 @@ CREATE TABLE replay_requests (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX replay_requests_pending ON replay_requests (id) WHERE status = 'pending';
+-- Cancellation (migration 0006): a pending request is cancelled at once, a running one is asked
+-- to stop (cancel_requested_at) and its runner records 'cancelled' at a safe point.
+ALTER TABLE replay_requests DROP CONSTRAINT replay_requests_status_check;
+ALTER TABLE replay_requests ADD CONSTRAINT replay_requests_status_check
+    CHECK (status IN ('pending', 'running', 'done', 'failed', 'cancelled'));
+ALTER TABLE replay_requests ADD COLUMN cancel_requested_at timestamptz;
 
 -- Events that were ours (verified, routed) but that PostgreSQL would not store as a log row,
 -- e.g. JSON with a \u0000 that jsonb refuses: kept raw with the reason, never silently lost.

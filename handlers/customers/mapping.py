@@ -220,7 +220,8 @@ def _tax_exempt(source: str, value: Any) -> str:
 def _same(actual: Any, want: Scalar) -> bool:
     if isinstance(want, bool) or isinstance(actual, bool):
         return actual is want or str(actual).casefold() == str(want).casefold()
-    return actual == want or (actual is not None and str(actual) == str(want))
+    # As SOQL's `=`, which the backfill selects with: text compares without case.
+    return actual == want or (actual is not None and str(actual).casefold() == str(want).casefold())
 
 
 def _target_problem(target: str) -> str | None:

@@ -22,7 +22,13 @@ import stripe as stripe_sdk  # the name `stripe` is the API client here
 from handlers.api import HandlerContext
 from handlers.clients import SalesforceApi, StripeApi
 from handlers.customers import fields as account_fields
-from handlers.customers.mapping import Mapping, stripe_params, stripe_value
+from handlers.customers.mapping import (
+    FieldRule,
+    InvalidValue,
+    Mapping,
+    stripe_params,
+    stripe_value,
+)
 from handlers.customers.salesforce_records import SalesforceRecords, flat_fields, flat_names
 from handlers.customers.snapshots import SNAPSHOT_TYPE, decode_snapshot, snapshot_event
 from handlers.errors import PermanentError, RetryableError
@@ -132,20 +138,46 @@ class StripeCustomers:
             return
         if not (relevant or contact_changed or self._filter_touched(changed)):
             return
-        if self._mapping.account_where:
-            record = await self._records.account(sf, account_id)
-            if record is None or not self._selected(ctx, record):
-                return
-            values = {**values, **record}
-        wanted = {
-            rule.stripe: rule.to_stripe(values)
-            for rule in self._account_rules
-            if any(name in relevant for name in rule.reads())
-        }
+        rules = [r for r in self._account_rules if any(n in relevant for n in r.reads())]
+        found = await self._changed_values(ctx, sf, account_id, values, rules)
+        if found is None:
+            return
+        values, wanted = found
         if contact_changed:
             contact = await self._records.billing_contact(sf, {**values, "Id": account_id})
             wanted.update(self._contact_values(contact))
         await self._update(ctx, stripe, customer, wanted)
+
+    async def _changed_values(
+        self,
+        ctx: HandlerContext,
+        sf: SalesforceApi,
+        account_id: str,
+        values: dict[str, Any],
+        rules: list[FieldRule],
+    ) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """The Stripe values of the changed rules; None when the account does not sync.
+
+        The record as it is now decides when the payload lacks a value (a person account's
+        compound Name comes in parts) or holds one Stripe refuses: a dead letter retried after
+        the value was fixed in Salesforce then goes through.
+        """
+        record = None
+        if self._mapping.account_where or any(rule.field not in values for rule in rules):
+            record = await self._records.account(sf, account_id)
+            if record is None or not self._selected(ctx, record):
+                return None
+            values = {**values, **record}
+        try:
+            return values, {rule.stripe: rule.to_stripe(values) for rule in rules}
+        except InvalidValue:
+            if record is not None:
+                raise
+            record = await self._records.account(sf, account_id)
+            if record is None:
+                return None
+            values = {**values, **record}
+            return values, {rule.stripe: rule.to_stripe(values) for rule in rules}
 
     def _filter_touched(self, changed: list[str]) -> bool:
         return any(name in self._mapping.account_where for name in changed)

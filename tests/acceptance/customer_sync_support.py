@@ -1,10 +1,12 @@
 """The pieces of a two-way customer sync run: the Salesforce-compatible test server set up as an
-org with sfstripe's metadata deployed, the Stripe Billing emulator with a webhook endpoint for the
-daemon, and the daemon's environment."""
+org with sfstripe's metadata deployed, a Stripe (the Stripe Billing emulator, or localstripe) with
+a webhook endpoint for the daemon, and the daemon's environment; and the waits the scenarios share.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,9 @@ import stripe
 from emulators.stripe import StripeEmulator, running_emulator
 from handlers.customers import fields
 from stream.stripe.client import stripe_client
-from tests.acceptance.support import base_environment
+from tests.acceptance.support import Daemon, base_environment
+from tests.localstripe_fixture import API_KEY as LOCALSTRIPE_KEY
+from tests.localstripe_fixture import LocalStripe, running_localstripe
 from tests.pgproxy import free_port
 from tests.sfserver_fixture import (
     API_VERSION,
@@ -25,6 +29,7 @@ from tests.sfserver_fixture import (
     INTEGRATION_USERNAME,
     SalesforceServer,
 )
+from tests.waiting import wait_until
 
 STRIPE_KEY = "sk_test_customer_sync"
 OWN_ORIGIN = f"com/salesforce/api/rest/{API_VERSION};client=sfstripe"
@@ -44,12 +49,51 @@ ORG_FIELDS = {
     ],
     "Contact": ["FirstName", "LastName", "Name", "Email", "Title", "AccountId"],
 }
+LOCALSTRIPE_WEBHOOK_SECRET = "whsec_sfstripe_customer_sync_localstripe"
+SETTLE_TIMEOUT = 40.0
+
+
+def daemon_environment(
+    *,
+    dsn: str,
+    sf: SalesforceServer,
+    http_port: int,
+    stripe_key: str,
+    stripe_base: str,
+    webhook_secret: str,
+    stripe_mode: str,
+    **settings: str,
+) -> dict[str, str]:
+    """`sfstripe run`'s environment for a customer sync against `sf` and the Stripe at
+    `stripe_base`, which sends its webhooks to the daemon's `http_port`."""
+    return base_environment(
+        SFSTRIPE_DATABASE_URL=dsn,
+        SFSTRIPE_HTTP_PORT=str(http_port),
+        SFSTRIPE_SF_LOGIN_URL=sf.base_url,
+        SFSTRIPE_SF_AUTH_FLOW="password",
+        SFSTRIPE_SF_CLIENT_ID=CLIENT_ID,
+        SFSTRIPE_SF_CLIENT_SECRET=CLIENT_SECRET,
+        SFSTRIPE_SF_USERNAME=INTEGRATION_USERNAME,
+        SFSTRIPE_SF_PASSWORD=INTEGRATION_PASSWORD,
+        SFSTRIPE_SF_API_VERSION=API_VERSION,
+        SFSTRIPE_SF_CHANNELS="/data/AccountChangeEvent,/data/ContactChangeEvent",
+        SFSTRIPE_SF_INITIAL_REPLAY="-2",
+        SFSTRIPE_STRIPE_API_KEY=stripe_key,
+        SFSTRIPE_STRIPE_API_BASE=stripe_base,
+        SFSTRIPE_STRIPE_WEBHOOK_SECRETS=webhook_secret,
+        SFSTRIPE_STRIPE_MODE=stripe_mode,
+        SFSTRIPE_STRIPE_POLL_INTERVAL="0.5",
+        SFSTRIPE_HANDLER_RETRY_DELAY="0.2",
+        SFSTRIPE_HANDLER_RETRY_MAX_DELAY="1",
+        **settings,
+    )
 
 
 @dataclass
-class SyncWorld:
+class World:
+    """The org, a Stripe client, and the daemon's port and environment."""
+
     sf: SalesforceServer
-    emulator: StripeEmulator
     stripe: stripe.StripeClient
     http_port: int
     env: dict[str, str]
@@ -60,10 +104,28 @@ class SyncWorld:
         return found[0]
 
     async def customers_of(self, account_id: str) -> list[stripe.Customer]:
-        result = await self.stripe.v1.customers.search_async(
-            params={"query": f"metadata['sf_account_id']:'{account_id}'"}
-        )
-        return list(result.data)
+        """The Stripe customers whose `metadata.sf_account_id` is the account: searched, or
+        listed where there is no search (localstripe answers 404, as the handler expects)."""
+        try:
+            result = await self.stripe.v1.customers.search_async(
+                params={"query": f"metadata['sf_account_id']:'{account_id}'"}
+            )
+            return list(result.data)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 404:
+                raise
+        found: list[stripe.Customer] = []
+        params: stripe.CustomerService.ListParams = {"limit": 100}
+        while True:
+            page = await self.stripe.v1.customers.list_async(params=params)
+            found += [
+                c
+                for c in page.data
+                if (c.to_dict().get("metadata") or {}).get("sf_account_id") == account_id
+            ]
+            if not page.has_more or not page.data:
+                return found
+            params = {"limit": 100, "starting_after": page.data[-1].id}
 
     async def customer_of(self, account_id: str) -> stripe.Customer | None:
         customers = await self.customers_of(account_id)
@@ -72,6 +134,16 @@ class SyncWorld:
 
     async def published(self) -> int:
         return len(await self.sf.published())
+
+
+@dataclass
+class SyncWorld(World):
+    emulator: StripeEmulator
+
+
+@dataclass
+class LocalStripeWorld(World):
+    localstripe: LocalStripe
 
 
 @contextlib.asynccontextmanager
@@ -89,27 +161,101 @@ async def sync_world(tmp_path: Path, dsn: str, **settings: str) -> AsyncIterator
             endpoint = await client.v1.webhook_endpoints.create_async(
                 params={"url": f"http://127.0.0.1:{port}/webhooks/stripe", "enabled_events": ["*"]}
             )
-            env = base_environment(
-                SFSTRIPE_DATABASE_URL=dsn,
-                SFSTRIPE_HTTP_PORT=str(port),
-                SFSTRIPE_SF_LOGIN_URL=sf.base_url,
-                SFSTRIPE_SF_AUTH_FLOW="password",
-                SFSTRIPE_SF_CLIENT_ID=CLIENT_ID,
-                SFSTRIPE_SF_CLIENT_SECRET=CLIENT_SECRET,
-                SFSTRIPE_SF_USERNAME=INTEGRATION_USERNAME,
-                SFSTRIPE_SF_PASSWORD=INTEGRATION_PASSWORD,
-                SFSTRIPE_SF_API_VERSION=API_VERSION,
-                SFSTRIPE_SF_CHANNELS="/data/AccountChangeEvent,/data/ContactChangeEvent",
-                SFSTRIPE_SF_INITIAL_REPLAY="-2",
-                SFSTRIPE_STRIPE_API_KEY=STRIPE_KEY,
-                SFSTRIPE_STRIPE_API_BASE=emulator.url,
-                SFSTRIPE_STRIPE_WEBHOOK_SECRETS=endpoint.secret or "",
-                SFSTRIPE_STRIPE_MODE="both",
-                SFSTRIPE_STRIPE_POLL_INTERVAL="0.5",
-                SFSTRIPE_HANDLER_RETRY_DELAY="0.2",
-                SFSTRIPE_HANDLER_RETRY_MAX_DELAY="1",
+            env = daemon_environment(
+                dsn=dsn,
+                sf=sf,
+                http_port=port,
+                stripe_key=STRIPE_KEY,
+                stripe_base=emulator.url,
+                webhook_secret=endpoint.secret or "",
+                stripe_mode="both",
+                **settings,
             )
-            env.update(settings)
-            yield SyncWorld(sf, emulator, client, port, env)
+            yield SyncWorld(sf, client, port, env, emulator)
         finally:
             await http.close_async()
+
+
+@contextlib.asynccontextmanager
+async def localstripe_world(
+    tmp_path: Path, dsn: str, **settings: str
+) -> AsyncIterator[LocalStripeWorld]:
+    """The org and a fresh localstripe whose webhooks go, signed, to the daemon's port.
+
+    localstripe lists events without `ending_before`, so the daemon cannot poll it: webhooks
+    only."""
+    scratch = tmp_path / "localstripe"
+    scratch.mkdir()
+    with running_localstripe(scratch) as localstripe:
+        async with SalesforceServer(tmp_path / "org.json", poll_timeout=2) as sf:
+            await sf.set_config(fields=ORG_FIELDS)
+            client, http = localstripe.client()
+            try:
+                port = free_port()
+                await localstripe.configure_webhook(
+                    "sfstripe",
+                    f"http://127.0.0.1:{port}/webhooks/stripe",
+                    LOCALSTRIPE_WEBHOOK_SECRET,
+                )
+                env = daemon_environment(
+                    dsn=dsn,
+                    sf=sf,
+                    http_port=port,
+                    stripe_key=LOCALSTRIPE_KEY,
+                    stripe_base=localstripe.url,
+                    webhook_secret=LOCALSTRIPE_WEBHOOK_SECRET,
+                    stripe_mode="webhook",
+                    **settings,
+                )
+                yield LocalStripeWorld(sf, client, port, env, localstripe)
+            finally:
+                await http.close_async()  # type: ignore[no-untyped-call]
+
+
+# ---- Waiting for the two sides --------------------------------------------------------------
+
+
+def metric(daemon: Daemon, name: str, **labels: str) -> float:
+    """The sum of a metric's samples that carry `labels`."""
+    total = 0.0
+    for line in daemon.metrics().splitlines():
+        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
+        if match is None:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def settled(world: World, account_id: str, **expected: Any) -> dict[str, Any]:
+    """Wait until the Account shows `expected` values."""
+
+    async def shows() -> bool:
+        account = await world.account(account_id)
+        return all(account.get(name) == value for name, value in expected.items())
+
+    await wait_until(shows, within=SETTLE_TIMEOUT)
+    return await world.account(account_id)
+
+
+async def customer_settled(world: World, account_id: str, **expected: Any) -> stripe.Customer:
+    """Wait until the account's one Stripe customer shows `expected` (dotted paths)."""
+
+    async def shows() -> bool:
+        customer = await world.customer_of(account_id)
+        if customer is None:
+            return False
+        data = customer.to_dict()
+        for path, value in expected.items():
+            node: Any = data
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node != value:
+                return False
+        return True
+
+    await wait_until(shows, within=SETTLE_TIMEOUT)
+    customer = await world.customer_of(account_id)
+    assert customer is not None
+    return customer

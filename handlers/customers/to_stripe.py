@@ -139,6 +139,10 @@ class StripeCustomers:
         if not (relevant or contact_changed or self._filter_touched(changed)):
             return
         rules = [r for r in self._account_rules if any(n in relevant for n in r.reads())]
+        if any(rule.stripe.startswith("address.") for rule in rules):
+            # Stripe takes an address whole (a part sent alone clears the others).
+            rules += [r for r in self._account_rules if r.stripe.startswith("address.")]
+            rules = list(dict.fromkeys(rules))
         found = await self._changed_values(ctx, sf, account_id, values, rules)
         if found is None:
             return
@@ -211,6 +215,9 @@ class StripeCustomers:
             for target, value in wanted.items()
             if (stripe_value(current, target) or "") != value
         }
+        if any(target.startswith("address.") for target in differing):
+            # Stripe takes an address whole (a part sent alone clears the others).
+            differing |= {t: v for t, v in wanted.items() if t.startswith("address.")}
         await self._update(ctx, stripe, customer, differing)
         await self._write_customer_id(ctx, sf, account_id, customer)
 

@@ -114,6 +114,18 @@ async def test_accounts_and_contacts_become_customers_and_billing_comes_back(
         # An edit follows; only the changed field is sent.
         await sf.edit_record("Account", {"Phone": "+49 30 9999"}, record_id=account)
         await customer_settled(world, account, phone="+49 30 9999")
+        # Stripe takes an address whole: one changed part keeps the others.
+        await sf.edit_record("Account", {"BillingCity": "Potsdam"}, record_id=account)
+        await customer_settled(
+            world,
+            account,
+            **{
+                "address.city": "Potsdam",
+                "address.line1": "Unter den Linden 1",
+                "address.postal_code": "10117",
+                "address.country": "DE",
+            },
+        )
 
         # Stripe collects: a card, a subscription, a paid invoice.
         card = await world.stripe.v1.payment_methods.attach_async(

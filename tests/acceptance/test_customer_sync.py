@@ -13,55 +13,18 @@ from typing import Any
 import anyio.to_thread
 
 from handlers.customers import fields
-from tests.acceptance.customer_sync_support import OWN_ORIGIN, SyncWorld, sync_world
+from tests.acceptance.customer_sync_support import (
+    OWN_ORIGIN,
+    SyncWorld,
+    customer_settled,
+    metric,
+    settled,
+    sync_world,
+)
 from tests.acceptance.support import Daemon, run_cli
 from tests.waiting import wait_until
 
 DAY = 24 * 3600
-
-
-def metric(daemon: Daemon, name: str, **labels: str) -> float:
-    """The sum of a metric's samples that carry `labels`."""
-    total = 0.0
-    for line in daemon.metrics().splitlines():
-        match = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if match is None:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-        if all(found.get(key) == value for key, value in labels.items()):
-            total += float(match.group(2))
-    return total
-
-
-async def settled(world: SyncWorld, account_id: str, **expected: Any) -> dict[str, Any]:
-    """Wait until the Account shows `expected` values."""
-
-    async def shows() -> bool:
-        account = await world.account(account_id)
-        return all(account.get(name) == value for name, value in expected.items())
-
-    await wait_until(shows, within=40)
-    return await world.account(account_id)
-
-
-async def customer_settled(world: SyncWorld, account_id: str, **expected: Any) -> Any:
-    """Wait until the account's one Stripe customer shows `expected` (dotted paths)."""
-
-    async def shows() -> bool:
-        customer = await world.customer_of(account_id)
-        if customer is None:
-            return False
-        data = customer.to_dict()
-        for path, value in expected.items():
-            node: Any = data
-            for part in path.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
-            if node != value:
-                return False
-        return True
-
-    await wait_until(shows, within=40)
-    return await world.customer_of(account_id)
 
 
 async def test_accounts_and_contacts_become_customers_and_billing_comes_back(

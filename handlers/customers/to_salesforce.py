@@ -33,12 +33,14 @@ from handlers.customers.billing_rules import (
 )
 from handlers.customers.composite import CompositeWriter
 from handlers.customers.mapping import Mapping
+from handlers.customers.salesforce_records import GONE
 from handlers.customers.to_stripe import is_account_id, same_value
 from handlers.errors import PermanentError
 from metrics.instruments import ECHOES_SUPPRESSED, STRIPE_STALE_EVENTS, SYNC_FIELDS_WRITTEN
 from state.log import EventLog
 from state.records import LoggedEvent
 from state.sync_state import StoredObject, SyncState
+from stream.salesforce.rest import SalesforceError
 
 NAME = "salesforce-billing"
 OWN_KEY_PREFIX = "sfstripe:"
@@ -249,9 +251,17 @@ class SalesforceBilling:
             return
         sf = ctx.salesforce
         assert sf is not None
-        await self._writer.update(
-            sf, "Account", account, differing, writes_enabled=ctx.writes_enabled
-        )
+        try:
+            await self._writer.update(
+                sf, "Account", account, differing, writes_enabled=ctx.writes_enabled
+            )
+        except SalesforceError as exc:
+            if not GONE.intersection(str(error.get("errorCode")) for error in exc.errors):
+                raise
+            # A deleted Account takes no writes; an undelete syncs it again, and the next
+            # Stripe event writes what differs.
+            ctx.log.info("account_gone", account=account, fields=sorted(differing))
+            return
         if ctx.writes_enabled:
             await self._state.record_written("salesforce", account, differing)
             SYNC_FIELDS_WRITTEN.labels("salesforce", "Account").inc(len(differing))

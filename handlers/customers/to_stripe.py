@@ -76,6 +76,7 @@ class StripeCustomers:
         self._account_reads = {name for rule in self._account_rules for name in rule.reads()}
         self._contact_reads = {rule.field for rule in self._contact_rules}
         self._stripe_owned = {rule.field for rule in mapping.owned_by("stripe")}
+        self._sfstripe_writes = self._stripe_owned | set(account_fields.WRITTEN)
 
     def wants(self, event: LoggedEvent) -> bool:
         if event.source == "sfstripe":
@@ -324,12 +325,16 @@ class StripeCustomers:
         changed: list[str],
         change: _Change,
     ) -> list[str]:
-        """`changed` minus the fields whose new value is what sfstripe last wrote there."""
+        """`changed` minus sfstripe's own writes coming back: a field whose new value is what
+        sfstripe last wrote there, or a field only sfstripe writes changed by a request carrying
+        its client tag (the change event can come before the write's answer was recorded)."""
         written = await self._state.written("salesforce", record_id, changed)
+        tagged = self._tag in (change.change_origin or "")
         echoes = [
             name
             for name in changed
-            if name in written and same_value(written[name], values.get(name))
+            if (name in written and same_value(written[name], values.get(name)))
+            or (tagged and name in self._sfstripe_writes)
         ]
         if echoes:
             ECHOES_SUPPRESSED.labels("salesforce", sobject).inc(len(echoes))
@@ -337,7 +342,7 @@ class StripeCustomers:
                 "echo_suppressed",
                 record=record_id,
                 fields=echoes,
-                own_client=self._tag in (change.change_origin or ""),
+                own_client=tagged,
             )
         ignored = [n for n in changed if n in self._stripe_owned and n not in echoes]
         if ignored:

@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import anyio.to_thread
-import pytest
 from aiohttp import web
 
 from handlers.customers import fields
@@ -301,19 +300,6 @@ async def test_a_stripe_owned_field_flows_only_from_stripe_and_echoes_are_counte
         assert await anyio.to_thread.run_sync(daemon.stop) == 0
 
 
-ECHO_RACE = (
-    "salesforce-billing records what it wrote (SyncState.record_written in"
-    " SalesforceBilling._write, handlers/customers/to_salesforce.py) only after"
-    " CompositeWriter.update has returned; the Account's change event of that write can reach"
-    " stripe-customers (another handler, its own lane) first, so _without_echoes finds no"
-    " written value: the echo is logged stripe_owned_change_ignored, not echo_suppressed, and is"
-    " missing from sfstripe_echoes_suppressed_total{source=salesforce}. Whenever the answer of"
-    " the write is slower than its change event (here held 1.5 s by a proxy; unproxied it"
-    " happens in about one run in five)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ECHO_RACE)
 async def test_the_echo_of_a_stripe_owned_write_is_counted_however_late_its_answer(
     tmp_path: Path, workdir: Path, fresh_dsn: str, daemons: Callable[..., Daemon]
 ) -> None:

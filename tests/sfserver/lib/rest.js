@@ -269,7 +269,8 @@ class Rest {
 
   describe(type) {
     if (!this.org.isKnownType(type)) throw notFound();
-    const names = new Set(this.data.config.fields[type] || []);
+    // Every sObject has its system fields, whatever records exist yet.
+    const names = new Set([...SYSTEM_FIELDS, ...(this.data.config.fields[type] || [])]);
     for (const r of this.org.rows(type, true)) for (const k of Object.keys(r)) names.add(k);
     return { name: type, custom: type.endsWith('__c'), fields: [...names].map((name) => ({ name })) };
   }
@@ -499,6 +500,8 @@ async function jsonBody(req) {
     throw new SfError(400, 'JSON_PARSER_ERROR', `Unexpected character: ${err.message}`);
   }
 }
+
+const SYSTEM_FIELDS = ['Id', 'IsDeleted', 'CreatedDate', 'CreatedById', 'LastModifiedDate', 'LastModifiedById', 'SystemModstamp'];
 
 /** changeOrigin of CDC events caused by this REST call (client= from Sforce-Call-Options). */
 function changeOrigin(req, version) {

@@ -2,9 +2,11 @@
 
 Appends take the `log_head` row lock first and hold it until commit. That one lock makes offsets
 commit-ordered (a reader that saw offset N never later finds a new row at or below N), makes
-duplicate detection exact and lets seq be gapless per customer. Offsets and seqs are computed in
-Python under the lock and rows go in with binary COPY, the cheapest way into PostgreSQL; batching
-keeps the lock's cost per event small.
+duplicate detection exact and lets seq be gapless per customer. A small batch (a group commit of
+webhooks) is one call of the `append_events` function, one round trip in all; a large one is
+planned in Python under the lock and its rows go in with binary COPY, the cheapest way into
+PostgreSQL when the rows rather than the round trips are the cost. Batching keeps the lock's cost
+per event small.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ _COPY_COLUMNS = (
     "occurred_at",
     "payload",
 )
+
+# Batches up to this size are one call of `append_events`; larger ones are planned here and
+# copied. Both keep the same rules (see the function in the migrations).
+ONE_STATEMENT_MAX_EVENTS = 200
+# Raised by append_events, before it writes anything, when a link needs more than a new
+# identity_links row (markers, or a refusal to log): the general path does those.
+_NEEDS_GENERAL_PATH = "SFS01"
 
 Key = tuple[str, str]
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -288,6 +297,12 @@ class EventLog:
         already follow them; a link that would move an alias to another customer is refused
         and logged, and its events stay where the alias points.
         """
+        if len(events) <= ONE_STATEMENT_MAX_EVENTS:
+            try:
+                return await self._append_one_statement(events, positions, links)
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate != _NEEDS_GENERAL_PATH:
+                    raise
         try:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
@@ -306,6 +321,46 @@ class EventLog:
             raise
         self._memory.remember(new_head, plan)
         return AppendResult(plan.outcomes)
+
+    async def _append_one_statement(
+        self,
+        events: Sequence[NewEvent],
+        positions: Sequence[SourcePosition],
+        links: Sequence[Link],
+    ) -> AppendResult:
+        """A small batch in one round trip: `append_events` does what `_append_locked` does.
+        The pooled connection is outside any transaction block, so the call is its own
+        transaction and its answer arrives only after the commit."""
+        for link in links:
+            if ALIAS_SEPARATOR not in link.alias:
+                raise ValueError(f"an alias has a kind prefix such as 'stripe:': {link.alias!r}")
+        latest = {(p.source, p.channel): p.position for p in positions}
+        self._memory.head = None  # the head moves without this process's cached seqs
+        async with self._pool.acquire() as conn:
+            if conn.is_in_transaction():
+                raise RuntimeError("append_events must run as its own transaction")
+            rows = await conn.fetch(
+                query("append_events"),
+                [e.customer for e in events],
+                [e.source for e in events],
+                [e.source_event_id for e in events],
+                [e.type for e in events],
+                [e.object_type for e in events],
+                [e.object_id for e in events],
+                [e.occurred_at for e in events],
+                [e.payload for e in events],
+                [link.alias for link in links],
+                [link.customer for link in links],
+                [source for source, _ in latest],
+                [channel for _, channel in latest],
+                list(latest.values()),
+            )
+        outcomes: list[Stored | None] = [None] * len(events)
+        for row in rows:
+            outcomes[row["input_ord"] - 1] = Stored(
+                row["stored_offset"], row["stored_customer"], row["stored_seq"]
+            )
+        return AppendResult(outcomes)
 
     async def link(self, alias: str, customer: str) -> bool:
         """Send an alias's future events (e.g. `stripe:cus_...`) to `customer`'s stream.

@@ -5,8 +5,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
+import state.log
 from state.database import open_pool
 from state.log import EventLog
 from tests.postgres import Databases, server_dsn
@@ -42,3 +44,12 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest_asyncio.fixture
 async def event_log(pool: asyncpg.Pool) -> EventLog:
     return EventLog(pool)
+
+
+@pytest.fixture(params=["one statement", "general"])
+def append_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test over both ways a batch is appended: the `append_events` function (small
+    batches) and the planned COPY path (large batches, links that need markers)."""
+    if request.param == "general":
+        monkeypatch.setattr(state.log, "ONE_STATEMENT_MAX_EVENTS", 0)
+    return str(request.param)

@@ -13,6 +13,9 @@ from state.records import Link, SourcePosition
 from state.wakeup import AppendWakeup
 from tests.events import event
 
+# Both ways of appending keep the same rules (see tests/conftest.py: append_path).
+pytestmark = pytest.mark.usefixtures("append_path")
+
 
 async def test_appends_in_input_order_with_gapless_seq_per_customer(event_log: EventLog) -> None:
     batch = [event(f"e{i}", customer=f"001{i % 3}") for i in range(9)]

@@ -12,6 +12,9 @@ from stream.intake import IntakeClosed, LogIntake
 from tests.events import event
 from tests.log_doubles import ControlledLog
 
+# Both ways of appending keep the same rules (see tests/conftest.py: append_path).
+pytestmark = pytest.mark.usefixtures("append_path")
+
 
 async def test_concurrent_submissions_share_commits(pool: asyncpg.Pool) -> None:
     log = ControlledLog(pool)

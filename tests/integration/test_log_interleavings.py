@@ -7,12 +7,16 @@ from collections import defaultdict
 import anyio
 import anyio.lowlevel
 import asyncpg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from state.log import EventLog
 from state.records import SourcePosition
 from tests.events import event
+
+# Both ways of appending keep the same rules (see tests/conftest.py: append_path).
+pytestmark = pytest.mark.usefixtures("append_path")
 
 # An event is (id, customer) drawn from small pools, so duplicates and shared customers abound.
 events_st = st.tuples(st.integers(0, 40), st.sampled_from(["001A", "001B", "stripe:cus_1"]))

@@ -259,3 +259,30 @@ async def customer_settled(world: World, account_id: str, **expected: Any) -> st
     customer = await world.customer_of(account_id)
     assert customer is not None
     return customer
+
+
+GLOBEX_ADDRESS = {
+    "BillingStreet": "Unter den Linden 1\nHaus B",
+    "BillingCity": "Berlin",
+    "BillingPostalCode": "10117",
+    "BillingCountry": "Germany",
+}
+
+
+async def create_globex(sf: SalesforceServer) -> str:
+    """A sales rep creates an account and its billing contact: the account's id."""
+    account: str = (
+        await sf.edit_record(
+            "Account", {"Name": "Globex GmbH", "Phone": "+49 30 1234", **GLOBEX_ADDRESS}
+        )
+    )["id"]
+    await sf.edit_record(
+        "Contact",
+        {
+            "FirstName": "Ada",
+            "LastName": "Lovelace",
+            "Email": "ada@globex.example",
+            "AccountId": account,
+        },
+    )
+    return account

@@ -16,6 +16,7 @@ from handlers.customers import fields
 from tests.acceptance.customer_sync_support import (
     OWN_ORIGIN,
     SyncWorld,
+    create_globex,
     customer_settled,
     metric,
     settled,
@@ -35,29 +36,7 @@ async def test_accounts_and_contacts_become_customers_and_billing_comes_back(
         daemon = daemons(world.env)
         await anyio.to_thread.run_sync(daemon.wait_ready)
 
-        # A sales rep creates an account and its billing contact.
-        account = (
-            await sf.edit_record(
-                "Account",
-                {
-                    "Name": "Globex GmbH",
-                    "Phone": "+49 30 1234",
-                    "BillingStreet": "Unter den Linden 1\nHaus B",
-                    "BillingCity": "Berlin",
-                    "BillingPostalCode": "10117",
-                    "BillingCountry": "Germany",
-                },
-            )
-        )["id"]
-        await sf.edit_record(
-            "Contact",
-            {
-                "FirstName": "Ada",
-                "LastName": "Lovelace",
-                "Email": "ada@globex.example",
-                "AccountId": account,
-            },
-        )
+        account = await create_globex(sf)
         customer = await customer_settled(
             world,
             account,

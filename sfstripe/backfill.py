@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from handlers.clients import SalesforceApi, StripeApi
-from handlers.customers.mapping import Mapping, Scalar
-from handlers.customers.salesforce_records import SalesforceRecords, soql_literal
+from handlers.customers.mapping import API_NAME, Mapping, Scalar
+from handlers.customers.salesforce_records import SalesforceRecords, query_all, soql_literal
 from handlers.customers.snapshots import snapshot_event
 from state.log import EventLog
 
@@ -32,8 +32,8 @@ def where_conditions(pairs: tuple[str, ...]) -> dict[str, Scalar]:
     conditions: dict[str, Scalar] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--where {pair!r}: expected FIELD=VALUE")
+        if not sep or not API_NAME.match(name.strip()):
+            raise ValueError(f"--where {pair!r}: expected FIELD=VALUE with a field's API name")
         lowered = value.strip().casefold()
         conditions[name.strip()] = lowered == "true" if lowered in ("true", "false") else value
     return conditions
@@ -45,25 +45,38 @@ async def backfill(
     salesforce: SalesforceApi,
     stripe: StripeApi,
     where: dict[str, Scalar],
+    *,
+    create_matched: bool = False,
 ) -> dict[str, Any]:
+    """Append the snapshots; an account that an unlinked Stripe customer matches by email is
+    held back (a person decides whether to adopt that customer) unless `create_matched`."""
     records = SalesforceRecords(mapping)
     accounts = await records.query_accounts(salesforce, where)
+    matches = await _unlinked_matches(records, salesforce, stripe, {a["Id"] for a in accounts})
+    held = set() if create_matched else {match["account"] for match in matches}
+    chosen = [record for record in accounts if record["Id"] not in held]
     stored = duplicates = 0
-    for start in range(0, len(accounts), BATCH):
+    for start in range(0, len(chosen), BATCH):
         events = [
             snapshot_event(record, f"backfill:{record.get('LastModifiedDate')}", "backfill")
-            for record in accounts[start : start + BATCH]
+            for record in chosen[start : start + BATCH]
         ]
         result = await event_log.append(events)
         stored += len(result.stored)
         duplicates += result.duplicates
-    log.info("backfill_appended", accounts=len(accounts), stored=stored, duplicates=duplicates)
-    matches = await _unlinked_matches(records, salesforce, stripe, {a["Id"] for a in accounts})
+    log.info(
+        "backfill_appended",
+        accounts=len(accounts),
+        stored=stored,
+        duplicates=duplicates,
+        held_back=len(held),
+    )
     return {
         "object": "Account",
         "accounts": len(accounts),
         "snapshots_stored": stored,
         "already_stored": duplicates,
+        "held_back": sorted(held),
         "finished_at": datetime.now(UTC).isoformat(),
         "unlinked_stripe_customers": matches,
     }
@@ -95,10 +108,10 @@ async def _unlinked_matches(
     candidates: set[str] = set()
     for start in range(0, len(emails), EMAILS_PER_QUERY):
         chunk = ", ".join(soql_literal(email) for email in emails[start : start + EMAILS_PER_QUERY])
-        page = await salesforce.request(
-            "GET", "query", params={"q": f"SELECT AccountId FROM Contact WHERE Email IN ({chunk})"}
+        rows = await query_all(
+            salesforce, f"SELECT AccountId FROM Contact WHERE Email IN ({chunk})"
         )
-        candidates |= {r["AccountId"] for r in page["records"] if r.get("AccountId") in account_ids}
+        candidates |= {r["AccountId"] for r in rows if r.get("AccountId") in account_ids}
     matches = []
     for account_id in sorted(candidates):
         account = await records.account(salesforce, account_id)
@@ -110,6 +123,8 @@ async def _unlinked_matches(
                 "unlinked_stripe_customer",
                 stripe_customer=customer,
                 account=account_id,
-                note="not linked: set its metadata.sf_account_id to adopt it",
+                note="not linked, and the account is held back from the backfill: set the"
+                " customer's metadata.sf_account_id to adopt it, or backfill with"
+                " --create-matched",
             )
     return matches

@@ -533,8 +533,15 @@ def _mapping_env() -> bool:
     "--object", "sobject", type=click.Choice(["Account"]), required=True, help="What to backfill."
 )
 @click.option("--where", "where", multiple=True, help="FIELD=VALUE (repeatable): only these.")
+@click.option(
+    "--create-matched",
+    is_flag=True,
+    help="Also accounts that an unlinked Stripe customer matches by email (held back otherwise).",
+)
 @click.pass_context
-def backfill(ctx: click.Context, sobject: str, where: tuple[str, ...]) -> None:
+def backfill(
+    ctx: click.Context, sobject: str, where: tuple[str, ...], create_matched: bool
+) -> None:
     """Append a snapshot of each existing Account, so the running daemon syncs it."""
     from sfstripe.backfill import where_conditions
 
@@ -545,10 +552,12 @@ def backfill(ctx: click.Context, sobject: str, where: tuple[str, ...]) -> None:
     settings = _settings(ctx)
     if not settings.customer_sync_enabled:
         raise Failure("backfill needs the customer sync: Salesforce and Stripe both on")
-    click.echo(json.dumps(_run(lambda: _backfill(settings, conditions))))
+    click.echo(json.dumps(_run(lambda: _backfill(settings, conditions, create_matched))))
 
 
-async def _backfill(settings: Settings, where: dict[str, Any]) -> dict[str, Any]:
+async def _backfill(
+    settings: Settings, where: dict[str, Any], create_matched: bool
+) -> dict[str, Any]:
     from handlers.clients import StripeApi
     from handlers.customers.mapping import load
     from sfstripe.backfill import backfill as run_backfill
@@ -566,7 +575,9 @@ async def _backfill(settings: Settings, where: dict[str, Any]) -> dict[str, Any]
         assert salesforce is not None and client is not None  # both sides are on
         stripe = StripeApi(client, writes_enabled=True, log=backfill_log)
         mapping = load(settings.mapping_file)
-        return await run_backfill(mapping, EventLog(pool), salesforce, stripe, where)
+        return await run_backfill(
+            mapping, EventLog(pool), salesforce, stripe, where, create_matched=create_matched
+        )
     finally:
         await runtime.close()
         await pool.close()

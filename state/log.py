@@ -54,7 +54,7 @@ Key = tuple[str, str]
 Connection = asyncpg.Connection | PoolConnectionProxy
 
 
-class AliasConflict(Exception):
+class AliasConflict(ValueError):
     """An alias is already linked to another customer; relinking would rewrite history."""
 
 

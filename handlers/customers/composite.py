@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 
 from handlers.clients import SalesforceApi
+from handlers.errors import RetryableError
 from stream.salesforce.rest import MAX_COLLECTION, SalesforceError
 
 
@@ -85,6 +86,8 @@ async def _send(batch: _Batch) -> None:
         body = {"allOrNone": False, "records": [entry.record for entry in entries]}
         results = await batch.api.request("PATCH", "composite/sobjects", json=body)
         if isinstance(results, list):  # shadow mode answers {} and sends nothing
+            if len(results) != len(entries):
+                raise RetryableError(f"{len(results)} results for {len(entries)} records")
             for entry, result in zip(entries, results, strict=True):
                 if not result.get("success"):
                     entry.error = _refusal(result)

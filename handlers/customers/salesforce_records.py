@@ -134,14 +134,19 @@ class SalesforceRecords:
         if conditions:
             soql += f" WHERE {conditions}"
         soql += " ORDER BY Id"
-        records: list[dict[str, Any]] = []
-        page = await api.request("GET", "query", params={"q": soql})
-        while True:
-            records += [_plain(record) for record in page["records"]]
-            next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
-                return records
-            page = await api.request("GET", next_url)
+        return await query_all(api, soql)
+
+
+async def query_all(api: SalesforceApi, soql: str) -> list[dict[str, Any]]:
+    """Every record of a SOQL query, page after page (`nextRecordsUrl`)."""
+    records: list[dict[str, Any]] = []
+    page = await api.request("GET", "query", params={"q": soql})
+    while True:
+        records += [_plain(record) for record in page["records"]]
+        next_url = page.get("nextRecordsUrl")
+        if page.get("done", True) or not next_url:
+            return records
+        page = await api.request("GET", next_url)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+import stripe as stripe_sdk  # the name `stripe` is the API client here
 
 from handlers.api import HandlerContext
 from handlers.clients import StripeApi
@@ -40,6 +41,7 @@ from metrics.instruments import ECHOES_SUPPRESSED, STRIPE_STALE_EVENTS, SYNC_FIE
 from state.log import EventLog
 from state.records import LoggedEvent
 from state.sync_state import StoredObject, SyncState
+from stream.salesforce.ids import id18
 from stream.salesforce.rest import SalesforceError
 
 NAME = "salesforce-billing"
@@ -130,25 +132,41 @@ class SalesforceBilling:
         )
         if incoming is None:
             return
-        if not await self._apply(ctx, stripe, incoming):
-            return
-        if self._own_echo(ctx, stripe_event, kind):
-            return
+        # The Account's values come from everything stored, never from this event alone, and
+        # only what differs from sfstripe's last write is sent: so a stale event, an echo, a
+        # retry after a failed write or a replay after shadow mode all end in the same writes.
+        await self._apply(ctx, stripe, incoming)
+        self._count_own_echo(ctx, stripe_event, kind)
         account = await self._account(ctx, stripe, event, incoming.stripe_customer)
-        if account is None:
+        if account is None or not await self._primary(ctx, account, incoming.stripe_customer):
             return
         values = await self._account_values(stripe, incoming.stripe_customer, stripe_event.created)
         await self._write(ctx, account, values)
 
-    async def _apply(self, ctx: HandlerContext, stripe: StripeApi, incoming: Tracked) -> bool:
-        """Store the object's new state if the monotonic rules take it; False when stale."""
+    async def _primary(self, ctx: HandlerContext, account: str, customer: str) -> bool:
+        """Only the account's first linked Stripe customer writes its billing fields; another
+        one (a copied `sf_account_id`) would make them flip between the two."""
+        linked = await self._state.linked_stripe_customers(account)
+        if not linked or linked[0] == customer:
+            return True
+        ctx.log.warning(
+            "secondary_stripe_customer",
+            account=account,
+            stripe_customer=customer,
+            primary=linked[0],
+            note="its billing is not written to the Account",
+        )
+        return False
+
+    async def _apply(self, ctx: HandlerContext, stripe: StripeApi, incoming: Tracked) -> None:
+        """Store the object's new state if the monotonic rules take it."""
         stored = _tracked(await self._state.stripe_object(incoming.object_id))
         decision = decide(stored, incoming)
         if decision is Decision.REFETCH:
             STRIPE_STALE_EVENTS.labels(incoming.kind, decision.value).inc()
             fetched = await self._fetch(stripe, incoming.kind, incoming.object_id, incoming)
             if fetched is None:
-                return False
+                return
             incoming = fetched
             decision = resolve_refetched(stored, incoming)
         if decision is not Decision.APPLY:
@@ -157,14 +175,19 @@ class SalesforceBilling:
                 ctx.log.info(
                     "stripe_event_not_applied", object=incoming.object_id, decision=decision.value
                 )
-            return False
+            return
         await self._state.save_stripe_object(_stored(incoming))
-        return True
 
     async def _fetch(
         self, stripe: StripeApi, kind: Kind, object_id: str, like: Tracked
     ) -> Tracked | None:
-        obj = await stripe.request("GET", f"{PATHS[kind]}/{object_id}")
+        """The object as Stripe has it now; None when it is gone (a deleted draft invoice)."""
+        try:
+            obj = await stripe.request("GET", f"{PATHS[kind]}/{object_id}")
+        except stripe_sdk.InvalidRequestError as exc:
+            if exc.http_status != 404:
+                raise
+            return None
         return tracked(
             kind,
             obj,
@@ -173,16 +196,16 @@ class SalesforceBilling:
             previous_customer=like.stripe_customer,
         )
 
-    def _own_echo(self, ctx: HandlerContext, stripe_event: _Event, kind: Kind) -> bool:
-        """A customer change sfstripe itself asked for: nothing in it is Stripe's to write back."""
+    def _count_own_echo(self, ctx: HandlerContext, stripe_event: _Event, kind: Kind) -> None:
+        """A customer change sfstripe itself asked for changes no Stripe-owned field (ownership
+        sees to it), so it writes nothing back: counted as an echo."""
         request = stripe_event.request
         own = request is not None and (request.idempotency_key or "").startswith(OWN_KEY_PREFIX)
         if not (own and kind == "customer" and stripe_event.type == "customer.updated"):
-            return False
+            return
         changed = sorted((stripe_event.data.previous_attributes or {}).keys())
         ECHOES_SUPPRESSED.labels("stripe", "customer").inc(len(changed))
         ctx.log.info("echo_suppressed", stripe_event=stripe_event.id, fields=changed)
-        return True
 
     async def _account(
         self, ctx: HandlerContext, stripe: StripeApi, event: LoggedEvent, customer: str
@@ -200,8 +223,8 @@ class SalesforceBilling:
                 await self._state.save_stripe_object(_stored(fetched))
                 known = _stored(fetched)
         metadata = (known.body.get("metadata") or {}) if known is not None else {}
-        account = metadata.get("sf_account_id")
-        if isinstance(account, str) and is_account_id(account):
+        account = id18(str(metadata.get("sf_account_id") or ""))
+        if is_account_id(account):
             await self._log.link(f"stripe:{customer}", account)
             return account
         ctx.log.info("stripe_customer_without_account", stripe_customer=customer)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,14 @@ from handlers.customers.mapping import (
     stripe_params,
     stripe_value,
 )
-from handlers.customers.salesforce_records import SalesforceRecords, flat_fields, flat_names
+from handlers.customers.salesforce_records import (
+    GONE,
+    SalesforceRecords,
+    flat_fields,
+    flat_names,
+    query_all,
+    soql_literal,
+)
 from handlers.customers.snapshots import SNAPSHOT_TYPE, decode_snapshot, snapshot_event
 from handlers.errors import PermanentError, RetryableError
 from metrics.instruments import ECHOES_SUPPRESSED, SYNC_CUSTOMERS, SYNC_FIELDS_WRITTEN
@@ -37,6 +45,8 @@ from state.log import EventLog
 from state.records import LoggedEvent
 from state.sync_state import SyncState
 from stream.salesforce.cdc_events import record_fields
+from stream.salesforce.ids import id15, id18
+from stream.salesforce.rest import SalesforceError
 
 NAME = "stripe-customers"
 DELETED_MARK = "sf_account_deleted"
@@ -88,8 +98,10 @@ class StripeCustomers:
         if sf is None or stripe is None:
             raise PermanentError("the customer sync needs both Salesforce and Stripe")
         if event.source == "sfstripe":
-            snapshot = decode_snapshot(event.payload)
-            await self._sync_whole(ctx, sf, stripe, snapshot.record)
+            # A snapshot says which account to look at; the record as it is now says what it
+            # holds (a change applied since the snapshot was taken must not be undone).
+            account_id = str(decode_snapshot(event.payload).record["Id"])
+            await self._sync_account(ctx, sf, stripe, account_id)
             return
         change = msgspec.json.decode(event.payload, type=_Change)
         if change.reread == "entity":
@@ -114,30 +126,26 @@ class StripeCustomers:
         if kind in ("DELETE", "GAP_DELETE"):
             await self._mark_deleted(ctx, stripe, account_id, deleted=True)
             return
-        if kind in WHOLE_READS or change.reread is not None:
-            record = await self._records.account(sf, account_id)
-            if record is None:
-                ctx.log.info("account_gone", account=account_id)
-                return
-            if kind.endswith("UNDELETE"):
-                await self._mark_deleted(ctx, stripe, account_id, deleted=False)
-            await self._sync_whole(ctx, sf, stripe, record)
-            return
+        if kind.endswith("UNDELETE"):
+            await self._mark_deleted(ctx, stripe, account_id, deleted=False)
         values = flat_fields(record_fields({"raw": change.raw}))
         changed = list(values) if kind == "CREATE" else flat_names(change.changed_fields)
         changed = await self._without_echoes(
             ctx, "Account", account_id, values=values, changed=changed, change=change
         )
+        linked = await self._state.linked_stripe_customers(account_id)
+        whole = kind in WHOLE_READS or kind == "CREATE" or change.reread is not None
+        # The record as it is now decides when the customer is still to be found or made, when
+        # the account may have come into the filter, when the event is incomplete (gaps, diffs)
+        # and in a replay (an old event's values must not undo later changes).
+        if whole or ctx.replay or not linked or self._filter_touched(changed):
+            await self._sync_account(ctx, sf, stripe, account_id)
+            return
+        customer = linked[0]
         lookup = self._mapping.billing_contact.lookup_field
         relevant = [name for name in changed if name in self._account_reads]
         contact_changed = bool(lookup) and lookup in changed
-        customer = await self._linked(ctx, stripe, account_id)
-        if customer is None or kind == "CREATE":
-            record = await self._records.account(sf, account_id)
-            if record is not None:
-                await self._sync_whole(ctx, sf, stripe, record)
-            return
-        if not (relevant or contact_changed or self._filter_touched(changed)):
+        if not (relevant or contact_changed):
             return
         rules = [r for r in self._account_rules if any(n in relevant for n in r.reads())]
         if any(rule.stripe.startswith("address.") for rule in rules):
@@ -192,6 +200,15 @@ class StripeCustomers:
             return True
         ctx.log.info("account_not_selected", account=record.get("Id"), where=self._mapping.origin)
         return False
+
+    async def _sync_account(
+        self, ctx: HandlerContext, sf: SalesforceApi, stripe: StripeApi, account_id: str
+    ) -> None:
+        record = await self._records.account(sf, account_id)
+        if record is None:
+            ctx.log.info("account_gone", account=account_id)
+            return
+        await self._sync_whole(ctx, sf, stripe, record)
 
     async def _sync_whole(
         self, ctx: HandlerContext, sf: SalesforceApi, stripe: StripeApi, record: dict[str, Any]
@@ -277,12 +294,12 @@ class StripeCustomers:
     ) -> None:
         if not wanted:
             return
-        # One event may send several requests: each has its own key (Stripe refuses a key
-        # reused with other parameters).
-        key = f"{ctx.idempotency_key}:{purpose}:{customer}"
-        answer = await stripe.request(
-            "POST", f"/v1/customers/{customer}", stripe_params(wanted), key
-        )
+        # The key names the content: a retry that reads newer values sends them under another
+        # key (Stripe refuses a key reused with other parameters, and replays a stored 500).
+        params = stripe_params(wanted)
+        digest = hashlib.sha256(msgspec.json.encode(params, order="sorted")).hexdigest()[:16]
+        key = f"{ctx.idempotency_key}:{purpose}:{customer}:{digest}"
+        answer = await stripe.request("POST", f"/v1/customers/{customer}", params, key)
         if not answer:
             return
         await self._state.record_written("stripe", customer, wanted)
@@ -296,7 +313,17 @@ class StripeCustomers:
         written = await self._state.written("salesforce", account_id, [field])
         if field in written and written[field] == customer:
             return
-        answer = await sf.request("PATCH", f"sobjects/Account/{account_id}", json={field: customer})
+        try:
+            answer = await sf.request(
+                "PATCH", f"sobjects/Account/{account_id}", json={field: customer}
+            )
+        except SalesforceError as exc:
+            if exc.status != 404 and not GONE.intersection(
+                str(error.get("errorCode")) for error in exc.errors
+            ):
+                raise
+            ctx.log.info("account_gone", account=account_id, stripe_customer=customer)
+            return
         if answer is None and ctx.writes_enabled:
             await self._state.record_written("salesforce", account_id, {field: customer})
             SYNC_FIELDS_WRITTEN.labels("salesforce", "Account").inc()
@@ -359,7 +386,9 @@ class StripeCustomers:
         event: LoggedEvent,
         change: _Change,
     ) -> None:
-        """A Contact matters when it is (or stops being) its account's billing contact."""
+        """A Contact matters to every account it is (or stops being) the billing contact of:
+        the account its stream belongs to (where it was), its account now, and the accounts
+        whose billing contact lookup names it."""
         contact_id = str(event.object_id)
         values = flat_fields(record_fields({"raw": change.raw}))
         changed = flat_names(change.changed_fields) if change.change_type == "UPDATE" else None
@@ -368,13 +397,24 @@ class StripeCustomers:
             or self._contact_rule_touched(changed)
         ):
             return
-        account_id = event.customer if is_account_id(event.customer) else values.get("AccountId")
-        if not account_id:
-            contact = await self._records.contact(sf, contact_id)
-            account_id = contact.get("AccountId") if contact else None
-        if not isinstance(account_id, str) or not account_id:
+        accounts = {event.customer} if is_account_id(event.customer) else set()
+        contact = await self._records.contact(sf, contact_id)
+        now = (contact or {}).get("AccountId") or values.get("AccountId")
+        if isinstance(now, str) and now:
+            accounts.add(now)
+        lookup = self._mapping.billing_contact.lookup_field
+        if lookup:
+            soql = f"SELECT Id FROM Account WHERE {lookup} = {soql_literal(contact_id)}"
+            accounts |= {str(r["Id"]) for r in await query_all(sf, soql)}
+        if not accounts:
             ctx.log.info("contact_without_account", contact=contact_id)
-            return
+        for account_id in sorted(accounts):
+            await self._billing_contact_of(ctx, sf, stripe, account_id)
+
+    async def _billing_contact_of(
+        self, ctx: HandlerContext, sf: SalesforceApi, stripe: StripeApi, account_id: str
+    ) -> None:
+        """Send the account's billing contact's values where they differ from the last sent."""
         customer = await self._state.linked_stripe_customers(account_id)
         if not customer:
             return  # the account's own first sync reads its billing contact
@@ -404,12 +444,9 @@ class StripeCustomers:
         since = datetime.fromtimestamp(change.commit_timestamp / 1000, UTC) - OVERFLOW_MARGIN
         stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
         if event.object_type == "Contact" or event.type.startswith("Contact."):
-            page = await sf.request(
-                "GET",
-                "query",
-                params={"q": f"SELECT AccountId FROM Contact WHERE LastModifiedDate >= {stamp}"},
-            )
-            account_ids = sorted({r["AccountId"] for r in page["records"] if r.get("AccountId")})
+            soql = f"SELECT AccountId FROM Contact WHERE LastModifiedDate >= {stamp}"
+            rows = await query_all(sf, soql)
+            account_ids = sorted({r["AccountId"] for r in rows if r.get("AccountId")})
             records = [await self._records.account(sf, account_id) for account_id in account_ids]
             accounts = [record for record in records if record is not None]
         else:
@@ -424,27 +461,33 @@ class StripeCustomers:
 
 
 async def _customers_with_account(stripe: StripeApi, account_id: str) -> list[dict[str, Any]]:
-    """Stripe customers whose `metadata.sf_account_id` is the account, oldest first.
+    """Stripe customers whose `metadata.sf_account_id` is the account (in its 18- or
+    15-character form: people paste the latter), oldest first.
 
     Search is Stripe's way; a Stripe-compatible server without it (localstripe) is listed page by
     page instead.
     """
-    escaped = account_id.replace("\\", "\\\\").replace("'", "\\'")
-    query = {"query": f"metadata['sf_account_id']:'{escaped}'"}
+    terms = [
+        "metadata['sf_account_id']:'{}'".format(form.replace("\\", "\\\\").replace("'", "\\'"))
+        for form in dict.fromkeys((account_id, id15(account_id)))
+    ]
     try:
+        query = {"query": " OR ".join(terms)}
         hits = (await stripe.request("GET", "/v1/customers/search", query)).get("data", [])
-    except stripe_sdk.InvalidRequestError as exc:
-        if exc.http_status != 404:
+    except stripe_sdk.StripeError as exc:
+        if exc.http_status not in (400, 403, 404):  # no search here (or not for this key)
             raise
         hits = []
         params: dict[str, Any] = {"limit": 100}
         while True:
             page = await stripe.request("GET", "/v1/customers", params)
             data = page.get("data", [])
-            hits += [
-                c for c in data if (c.get("metadata") or {}).get("sf_account_id") == account_id
-            ]
+            hits += [customer for customer in data if id18(_account_of(customer)) == account_id]
             if not page.get("has_more") or not data:
                 break
             params = {"limit": 100, "starting_after": data[-1]["id"]}
     return sorted(hits, key=lambda c: (c.get("created", 0), c["id"]))
+
+
+def _account_of(customer: dict[str, Any]) -> str:
+    return str((customer.get("metadata") or {}).get("sf_account_id") or "")

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from state.records import Link, NewEvent
+from stream.salesforce.ids import id18
 
 CATALOG_OBJECTS = frozenset({"product", "price", "plan"})
 CATALOG_STREAM = "catalog"
@@ -83,7 +84,7 @@ def route(raw: bytes | str) -> tuple[NewEvent, Link | None]:
         stream = f"stripe:{customer}"
         account = (obj.metadata or {}).get("sf_account_id") if obj.object == "customer" else None
         if isinstance(account, str) and account:
-            link = Link(stream, account)
+            link = Link(stream, id18(account))  # people may paste the 15-character form
     else:
         stream = ACCOUNT_STREAM
     payload = raw.decode() if isinstance(raw, bytes) else raw

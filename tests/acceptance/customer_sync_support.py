@@ -104,12 +104,14 @@ class World:
         return found[0]
 
     async def customers_of(self, account_id: str) -> list[stripe.Customer]:
-        """The Stripe customers whose `metadata.sf_account_id` is the account: searched, or
-        listed where there is no search (localstripe answers 404, as the handler expects)."""
+        """The Stripe customers whose `metadata.sf_account_id` is the account (its 18- or
+        15-character Id): searched, or listed where there is no search (localstripe answers 404,
+        as the handler expects)."""
+        query = " OR ".join(
+            f"metadata['sf_account_id']:'{form}'" for form in (account_id, account_id[:15])
+        )
         try:
-            result = await self.stripe.v1.customers.search_async(
-                params={"query": f"metadata['sf_account_id']:'{account_id}'"}
-            )
+            result = await self.stripe.v1.customers.search_async(params={"query": query})
             return list(result.data)
         except stripe.InvalidRequestError as exc:
             if exc.http_status != 404:
@@ -121,7 +123,8 @@ class World:
             found += [
                 c
                 for c in page.data
-                if (c.to_dict().get("metadata") or {}).get("sf_account_id") == account_id
+                if (c.to_dict().get("metadata") or {}).get("sf_account_id")
+                in (account_id, account_id[:15])
             ]
             if not page.has_more or not page.data:
                 return found

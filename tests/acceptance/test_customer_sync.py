@@ -180,8 +180,11 @@ async def one_customer_each(world: SyncWorld, accounts: list[str]) -> dict[str, 
     return {account: (await world.customers_of(account))[0].id for account in accounts}
 
 
-def backfill(world: SyncWorld, workdir: Path, *where: str) -> dict[str, Any]:
+def backfill(
+    world: SyncWorld, workdir: Path, *where: str, create_matched: bool = False
+) -> dict[str, Any]:
     args = [arg for pair in where for arg in ("--where", pair)]
+    args += ["--create-matched"] if create_matched else []
     result = run_cli("backfill", "--object", "Account", *args, env=world.env, cwd=workdir)
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
@@ -207,9 +210,10 @@ async def test_a_kill_mid_flight_and_backfills_neither_lose_nor_double(
                 },
                 emit=False,
             )
-        # One of them was already billed by hand, with the link in place: it is adopted.
+        # One of them was already billed by hand, with the link in place (the Id pasted in its
+        # 15-character form, as the Salesforce UI shows it): it is adopted.
         adopted = await world.stripe.v1.customers.create_async(
-            params={"name": "Old 1", "metadata": {"sf_account_id": old[1]}}
+            params={"name": "Old 1", "metadata": {"sf_account_id": old[1][:15]}}
         )
         # Another customer looks like Old 0 by email but carries no link: reported, not linked.
         lookalike = await world.stripe.v1.customers.create_async(
@@ -234,16 +238,24 @@ async def test_a_kill_mid_flight_and_backfills_neither_lose_nor_double(
         assert subset["unlinked_stripe_customers"] == [
             {"stripe_customer": lookalike.id, "email": "payer0@old.example", "account": old[0]}
         ]
-        linked = await one_customer_each(world, old[:2])
+        assert subset["held_back"] == [old[0]]  # a person decides about the look-alike
+        linked = await one_customer_each(world, old[1:2])
         assert linked[old[1]] == adopted.id
+        assert await world.customers_of(old[0]) == []
         assert await world.customers_of(old[2]) == []
 
-        everything = await anyio.to_thread.run_sync(backfill, world, workdir)
+        # The person decides the look-alike is another customer: create Old 0's anyway.
+        everything = await anyio.to_thread.run_sync(
+            lambda: backfill(world, workdir, create_matched=True)
+        )
         assert everything["accounts"] == 9
+        assert everything["held_back"] == []
         await one_customer_each(world, old + new)
 
         async def quiet_rerun() -> bool:
-            rerun = await anyio.to_thread.run_sync(backfill, world, workdir)
+            rerun = await anyio.to_thread.run_sync(
+                lambda: backfill(world, workdir, create_matched=True)
+            )
             return bool(rerun["snapshots_stored"] == 0 and rerun["already_stored"] == 9)
 
         await wait_until(quiet_rerun, within=40)

@@ -144,3 +144,34 @@ async def test_any_delivery_order_ends_in_the_same_account_state(
         assert forward[fields.INVOICE_STATUS] == "open"
         assert forward[fields.DUNNING_ATTEMPTS] >= 1
         assert forward[fields.PAYMENT_METHOD_BRAND] == "visa"
+
+
+async def test_a_write_that_failed_is_made_when_the_event_is_tried_again(
+    sf: SalesforceServer, databases: Any
+) -> None:
+    async with billing_story(sf) as (account, raws, clients):
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            await databases.fresh(), min_size=1, max_size=4
+        )
+        try:
+            event_log = EventLog(pool)
+            handler = SalesforceBilling(
+                load(None), SyncState(pool), event_log, CompositeWriter(window_s=0)
+            )
+            events = [e for e in await logged(event_log, raws, account) if handler.wants(e)]
+            *before, last = events
+            await apply(handler, before, clients)
+            # The last event's state is stored, then its Account write fails (a lock conflict).
+            await sf.control("POST", "rest/fail", {"kind": "UNABLE_TO_LOCK_ROW", "count": 1})
+            failed = None
+            try:
+                await apply(handler, [last], clients)
+            except Exception as exc:
+                failed = exc
+            assert failed is not None
+            stale = await billing_of(sf, account)
+            await apply(handler, [last], clients)  # the runtime's retry
+            assert await billing_of(sf, account) != stale
+            assert (await billing_of(sf, account))[fields.BILLING_STATUS] == "past_due"
+        finally:
+            await pool.close()

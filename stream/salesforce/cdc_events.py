@@ -49,14 +49,28 @@ def _value_at(fields: dict[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
+_ABSENT = object()
+
+
 def _nulled(fields: dict[str, Any], changed: list[str]) -> list[str]:
+    """The fields (or compound parts, `BillingAddress.City`) present with a null value."""
     names = changed or [name for name in fields if name != "ChangeEventHeader"]
-    return [name for name in names if _value_at(fields, name) == (True, None)]
+    return [
+        name
+        for name in names
+        if (
+            fields.get(name, _ABSENT) is None
+            if "." not in name
+            else _value_at(fields, name) == (True, None)
+        )
+    ]
 
 
 def _diffs(fields: dict[str, Any]) -> list[str]:
     return [
-        name for name, value in fields.items() if isinstance(value, dict) and set(value) == {"diff"}
+        name
+        for name, value in fields.items()
+        if isinstance(value, dict) and len(value) == 1 and "diff" in value
     ]
 
 
@@ -98,7 +112,9 @@ def to_log_events(message: dict[str, Any]) -> tuple[list[NewEvent], list[Link]]:
         replay_id = data["event"]["replayId"]
     except (KeyError, TypeError, msgspec.ValidationError) as exc:
         raise NotAChangeEvent(f"not a CDC message: {exc}") from None
-    fields = {k: v for k, v in payload.items() if k != "ChangeEventHeader"}
+    # The payload is the record's fields besides the header (a dict, never a `{"diff": ...}`
+    # nor null), so it is read in place rather than copied.
+    fields: dict[str, Any] = payload
     diff_fields = _diffs(fields)
     reread = _reread(header, diff_fields)
     occurred = datetime.fromtimestamp(header.commit_timestamp / 1000, UTC)
@@ -131,7 +147,8 @@ def to_log_events(message: dict[str, Any]) -> tuple[list[NewEvent], list[Link]]:
     events: list[NewEvent] = []
     links: list[Link] = []
     for stream, record_id, link in targets:
-        body = {**common, "record_id": record_id}
+        body = dict(common) if len(targets) > 1 else common
+        body["record_id"] = record_id
         events.append(
             NewEvent(
                 customer=stream,

@@ -61,6 +61,34 @@ def test_a_bulk_change_becomes_one_event_per_record() -> None:
     assert len({e.source_event_id for e in events}) == 3
 
 
+def test_each_record_of_a_bulk_change_names_itself_in_its_body() -> None:
+    message = sample("sf_account_update_cometd")
+    message["data"]["payload"]["ChangeEventHeader"]["recordIds"] = ["001A", "001B"]
+    events, _ = to_log_events(message)
+    assert [body(e)["record_id"] for e in events] == ["001A", "001B"]
+    assert body(events[0]) | {"record_id": "001B"} == body(events[1])
+
+
+def test_nulled_fields_are_present_nulls_including_compound_parts() -> None:
+    message = sample("sf_account_update_cometd")
+    payload = message["data"]["payload"]
+    payload["ChangeEventHeader"]["changedFields"] = [
+        "Website",  # present and null
+        "Phone",  # present, not null
+        "Fax",  # named but absent: not known to be null
+        "BillingAddress.City",  # a compound part, null
+        "BillingAddress.Street",  # a compound part, absent
+        "ShippingAddress.City",  # the compound field itself is absent
+    ]
+    payload["BillingAddress"] = {"City": None, "PostalCode": "62565"}
+    [event], _ = to_log_events(message)
+    assert body(event)["nulled_fields"] == ["Website", "BillingAddress.City"]
+    # Without changedFields (a CREATE), every top-level null counts.
+    payload["ChangeEventHeader"]["changedFields"] = []
+    [event], _ = to_log_events(message)
+    assert body(event)["nulled_fields"] == ["Website"]
+
+
 def test_contacts_use_their_alias_and_link_when_the_account_is_named() -> None:
     message = sample("sf_contact_update_cometd")
     [event], links = to_log_events(message)

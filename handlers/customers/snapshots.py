@@ -15,6 +15,7 @@ import msgspec
 from state.records import NewEvent
 
 SNAPSHOT_TYPE = "sfstripe.account_snapshot"
+ADOPTED_TYPE = "sfstripe.stripe_customer_adopted"
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -34,6 +35,29 @@ def snapshot_event(record: dict[str, Any], key: str, reason: str) -> NewEvent:
         object_type="Account",
         object_id=account_id,
     )
+
+
+class Adopted(msgspec.Struct, frozen=True):
+    stripe_customer: str
+
+
+def adopted_event(account_id: str, customer: str) -> NewEvent:
+    """An existing Stripe customer was linked to the account: its billing so far has to be read
+    from Stripe once (it may never send another event)."""
+    return NewEvent(
+        customer=account_id,
+        source="sfstripe",
+        source_event_id=f"adopted:{customer}",
+        type=ADOPTED_TYPE,
+        occurred_at=datetime.now(UTC),
+        payload=msgspec.json.encode(Adopted(customer)).decode(),
+        object_type="customer",
+        object_id=customer,
+    )
+
+
+def decode_adopted(payload: str) -> Adopted:
+    return msgspec.json.decode(payload, type=Adopted)
 
 
 def decode_snapshot(payload: str) -> Snapshot:

@@ -14,6 +14,7 @@ requests are outcomes, not echoes, and always apply.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +36,7 @@ from handlers.customers.billing_rules import (
 from handlers.customers.composite import CompositeWriter
 from handlers.customers.mapping import Mapping
 from handlers.customers.salesforce_records import GONE
+from handlers.customers.snapshots import ADOPTED_TYPE, decode_adopted
 from handlers.customers.to_stripe import is_account_id, same_value
 from handlers.errors import PermanentError
 from metrics.instruments import ECHOES_SUPPRESSED, STRIPE_STALE_EVENTS, SYNC_FIELDS_WRITTEN
@@ -113,12 +115,17 @@ class SalesforceBilling:
         self._writer = writer
 
     def wants(self, event: LoggedEvent) -> bool:
+        if event.source == "sfstripe":
+            return event.type == ADOPTED_TYPE
         return event.source == "stripe" and kind_of(event.object_type or "") is not None
 
     async def handle(self, event: LoggedEvent, ctx: HandlerContext) -> None:
         sf, stripe = ctx.salesforce, ctx.stripe
         if sf is None or stripe is None:
             raise PermanentError("the billing status sync needs both Salesforce and Stripe")
+        if event.source == "sfstripe":
+            await self._adopted(ctx, stripe, event)
+            return
         kind = kind_of(event.object_type or "")
         assert kind is not None  # wants() saw to it
         stripe_event = msgspec.json.decode(event.payload, type=_Event)
@@ -142,6 +149,28 @@ class SalesforceBilling:
             return
         values = await self._account_values(stripe, incoming.stripe_customer, stripe_event.created)
         await self._write(ctx, account, values)
+
+    async def _adopted(self, ctx: HandlerContext, stripe: StripeApi, event: LoggedEvent) -> None:
+        """Read an adopted customer's billing so far: its subscriptions and latest invoices."""
+        customer = decode_adopted(event.payload).stripe_customer
+        now = int(time.time())  # what is fetched now is at least as new as any event before
+        found = [await stripe.request("GET", f"/v1/customers/{customer}")]
+        for path, params in (
+            ("/v1/subscriptions", {"customer": customer, "status": "all", "limit": 100}),
+            ("/v1/invoices", {"customer": customer, "limit": 10}),
+        ):
+            found += (await stripe.request("GET", path, params)).get("data", [])
+        for obj in found:
+            kind = kind_of(str(obj.get("object")))
+            fetched = tracked(kind, obj, now, previous_customer=customer) if kind else None
+            if fetched is None:
+                continue
+            stored = _tracked(await self._state.stripe_object(fetched.object_id))
+            if resolve_refetched(stored, fetched) is Decision.APPLY:
+                await self._state.save_stripe_object(_stored(fetched))
+        account = event.customer
+        if is_account_id(account) and await self._primary(ctx, account, customer):
+            await self._write(ctx, account, await self._account_values(stripe, customer, now))
 
     async def _primary(self, ctx: HandlerContext, account: str, customer: str) -> bool:
         """Only the account's first linked Stripe customer writes its billing fields; another

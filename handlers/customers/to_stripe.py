@@ -38,7 +38,12 @@ from handlers.customers.salesforce_records import (
     query_all,
     soql_literal,
 )
-from handlers.customers.snapshots import SNAPSHOT_TYPE, decode_snapshot, snapshot_event
+from handlers.customers.snapshots import (
+    SNAPSHOT_TYPE,
+    adopted_event,
+    decode_snapshot,
+    snapshot_event,
+)
 from handlers.errors import PermanentError, RetryableError
 from metrics.instruments import ECHOES_SUPPRESSED, SYNC_CUSTOMERS, SYNC_FIELDS_WRITTEN
 from state.log import EventLog
@@ -252,6 +257,7 @@ class StripeCustomers:
             return None
         customer = str(hits[0]["id"])
         await self._log.link(f"stripe:{customer}", account_id)
+        await self._log.append([adopted_event(account_id, customer)])
         SYNC_CUSTOMERS.labels("found").inc()
         ctx.log.info("customer_found", account=account_id, stripe_customer=customer)
         return customer

@@ -210,10 +210,35 @@ async def test_a_kill_mid_flight_and_backfills_neither_lose_nor_double(
                 },
                 emit=False,
             )
+        # Before sfstripe is connected, Stripe sends it nothing.
+        [endpoint] = (await world.stripe.v1.webhook_endpoints.list_async()).data
+        await world.stripe.v1.webhook_endpoints.update_async(endpoint.id, params={"disabled": True})
         # One of them was already billed by hand, with the link in place (the Id pasted in its
         # 15-character form, as the Salesforce UI shows it): it is adopted.
         adopted = await world.stripe.v1.customers.create_async(
             params={"name": "Old 1", "metadata": {"sf_account_id": old[1][:15]}}
+        )
+        # ... and pays a subscription that sends no more events once sfstripe is connected.
+        card = await world.stripe.v1.payment_methods.attach_async(
+            "pm_card_visa", params={"customer": adopted.id}
+        )
+        await world.stripe.v1.customers.update_async(
+            adopted.id, params={"invoice_settings": {"default_payment_method": card.id}}
+        )
+        product = await world.stripe.v1.products.create_async(params={"name": "Support"})
+        price = await world.stripe.v1.prices.create_async(
+            params={
+                "product": product.id,
+                "currency": "usd",
+                "unit_amount": 9900,
+                "recurring": {"interval": "year"},
+            }
+        )
+        await world.stripe.v1.subscriptions.create_async(
+            params={"customer": adopted.id, "items": [{"price": price.id}]}
+        )
+        await world.stripe.v1.webhook_endpoints.update_async(
+            endpoint.id, params={"disabled": False}
         )
         # Another customer looks like Old 0 by email but carries no link: reported, not linked.
         lookalike = await world.stripe.v1.customers.create_async(
@@ -241,6 +266,17 @@ async def test_a_kill_mid_flight_and_backfills_neither_lose_nor_double(
         assert subset["held_back"] == [old[0]]  # a person decides about the look-alike
         linked = await one_customer_each(world, old[1:2])
         assert linked[old[1]] == adopted.id
+        # Its billing so far is read from Stripe once it is adopted.
+        await settled(
+            world,
+            old[1],
+            **{
+                fields.BILLING_STATUS: "current",
+                fields.INVOICE_STATUS: "paid",
+                fields.INVOICE_AMOUNT_DUE: 99.0,
+                fields.PAYMENT_METHOD_LAST4: "4242",
+            },
+        )
         assert await world.customers_of(old[0]) == []
         assert await world.customers_of(old[2]) == []
 

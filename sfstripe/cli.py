@@ -459,7 +459,7 @@ def replay_cancel(ctx: click.Context, request_id: int, wait: float) -> None:
 async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dict[str, Any]:
     from handlers.registry import registered_handlers
     from handlers.replay import select_handlers
-    from sfstripe.customer_sync import sync_handlers
+    from sfstripe.customer_sync import check_modes, sync_handlers
     from sfstripe.handler_runtime import HandlerRuntime
     from sfstripe.progress import ProgressDisplay
     from sfstripe.replays import (
@@ -482,6 +482,11 @@ async def _replay(settings: Settings, kind: str, request: dict[str, Any]) -> dic
         raise
     runtime = HandlerRuntime(settings, handlers)
     try:
+        if kind == "log" and not request["dry_run"] and settings.customer_sync_enabled:
+            # A replay writes to Stripe and Salesforce as the daemon does: the same pairing check.
+            runtime.own_salesforce(pool)
+            assert runtime.clients.salesforce is not None
+            await check_modes(settings, runtime.clients.salesforce)
         params = request
         if kind == "position" and request["source"] == "stripe":
             created = await stripe_event_created(pool, request["after_event"])

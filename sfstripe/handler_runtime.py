@@ -81,7 +81,7 @@ class HandlerRuntime:
 
     def own_salesforce(self, pool: asyncpg.Pool) -> None:
         """Give handlers a Salesforce client of their own (the CLI has no CDC source)."""
-        if not (self.settings.salesforce_enabled and self.handlers):
+        if not (self.settings.salesforce_enabled and self.handlers) or self.clients.salesforce:
             return
         session = aiohttp.ClientSession()
         self._closers.append(session.close)

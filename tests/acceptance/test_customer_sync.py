@@ -157,6 +157,11 @@ async def test_a_test_key_with_a_production_org_is_refused(
         assert result.returncode == 1
         assert "a Stripe test key with a production org" in result.stderr
         assert "SFSTRIPE_ALLOW_MIXED_MODES" in result.stderr
+        replay = await anyio.to_thread.run_sync(
+            lambda: run_cli("replay", "--from-offset", "1", env=world.env, cwd=workdir)
+        )
+        assert replay.returncode == 1
+        assert "a Stripe test key with a production org" in replay.stderr
         daemon = daemons({**world.env, "SFSTRIPE_ALLOW_MIXED_MODES": "true"})
         await anyio.to_thread.run_sync(daemon.wait_ready)
         assert daemon.logged("mixed_modes_allowed")

@@ -54,6 +54,17 @@ class SyncState:
         rows = await self._pool.fetch(query("sync_written"), side, record_id, list(fields))
         return {row["field"]: _decode(row["value"]) for row in rows}
 
+    async def unwritten(
+        self, side: Side, record_id: str, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """`values` minus the fields that hold, as JSON, what sfstripe last wrote there."""
+        written = await self.written(side, record_id, list(values))
+        return {
+            name: value
+            for name, value in values.items()
+            if name not in written or _encode(written[name]) != _encode(value)
+        }
+
     async def record_written(self, side: Side, record_id: str, values: Mapping[str, Any]) -> None:
         if not values:
             return

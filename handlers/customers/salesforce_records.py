@@ -22,6 +22,11 @@ NAME_PARTS = ("Salutation", "FirstName", "LastName", "MiddleName", "Suffix")
 GONE = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED"})
 
 
+def record_gone(exc: SalesforceError) -> bool:
+    """Salesforce says the record is deleted or not there (also per record in a collection)."""
+    return bool(GONE.intersection(str(error.get("errorCode")) for error in exc.errors))
+
+
 def flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """A CDC event's record fields with compound fields flattened to sObject names."""
     flat: dict[str, Any] = {}
@@ -161,7 +166,7 @@ async def _get(
             "GET", f"sobjects/{sobject}/{record_id}", params={"fields": ",".join(fields)}
         )
     except SalesforceError as exc:
-        if exc.status == 404 or GONE.intersection(str(e.get("errorCode")) for e in exc.errors):
+        if exc.status == 404 or record_gone(exc):
             return None
         raise
     return _plain(record) if isinstance(record, dict) else None

@@ -35,9 +35,9 @@ from handlers.customers.billing_rules import (
 )
 from handlers.customers.composite import CompositeWriter
 from handlers.customers.mapping import Mapping
-from handlers.customers.salesforce_records import GONE
+from handlers.customers.salesforce_records import record_gone
 from handlers.customers.snapshots import ADOPTED_TYPE, decode_adopted
-from handlers.customers.to_stripe import is_account_id, same_value
+from handlers.customers.to_stripe import is_account_id
 from handlers.errors import PermanentError
 from metrics.instruments import ECHOES_SUPPRESSED, STRIPE_STALE_EVENTS, SYNC_FIELDS_WRITTEN
 from state.log import EventLog
@@ -75,27 +75,18 @@ class _Event(msgspec.Struct):
 
 
 def _tracked(stored: StoredObject | None) -> Tracked | None:
-    if stored is None:
-        return None
-    return Tracked(
-        object_id=stored.object_id,
-        kind=stored.kind,  # type: ignore[arg-type]
-        stripe_customer=stored.stripe_customer,
-        event_created=stored.event_created,
-        status=stored.status,
-        body=stored.body,
-    )
+    """The same fields on both sides of the state boundary (state imports nothing of ours)."""
+    return None if stored is None else Tracked(**msgspec.structs.asdict(stored))
 
 
 def _stored(item: Tracked) -> StoredObject:
-    return StoredObject(
-        object_id=item.object_id,
-        kind=item.kind,
-        stripe_customer=item.stripe_customer,
-        event_created=item.event_created,
-        status=item.status,
-        body=item.body,
-    )
+    return StoredObject(**msgspec.structs.asdict(item))
+
+
+def _fetched(kind: Kind, obj: dict[str, Any], created: int, customer: str) -> Tracked | None:
+    """An object as Stripe has it now, dated `created` (it is at least as new as that)."""
+    deleted = "customer.deleted" if obj.get("deleted") else ""
+    return tracked(kind, obj, created, event_type=deleted, previous_customer=customer)
 
 
 def _json_ready(value: Any) -> Any:
@@ -162,12 +153,9 @@ class SalesforceBilling:
             found += (await stripe.request("GET", path, params)).get("data", [])
         for obj in found:
             kind = kind_of(str(obj.get("object")))
-            fetched = tracked(kind, obj, now, previous_customer=customer) if kind else None
-            if fetched is None:
-                continue
-            stored = _tracked(await self._state.stripe_object(fetched.object_id))
-            if resolve_refetched(stored, fetched) is Decision.APPLY:
-                await self._state.save_stripe_object(_stored(fetched))
+            fetched = _fetched(kind, obj, now, customer) if kind else None
+            if fetched is not None:
+                await self._apply(ctx, stripe, fetched, fetched=True)
         account = event.customer
         if is_account_id(account) and await self._primary(ctx, account, customer):
             await self._write(ctx, account, await self._account_values(stripe, customer, now))
@@ -187,16 +175,19 @@ class SalesforceBilling:
         )
         return False
 
-    async def _apply(self, ctx: HandlerContext, stripe: StripeApi, incoming: Tracked) -> None:
-        """Store the object's new state if the monotonic rules take it."""
+    async def _apply(
+        self, ctx: HandlerContext, stripe: StripeApi, incoming: Tracked, *, fetched: bool = False
+    ) -> None:
+        """Store the object's new state if the monotonic rules take it (an event's state, or
+        one `fetched` from Stripe)."""
         stored = _tracked(await self._state.stripe_object(incoming.object_id))
-        decision = decide(stored, incoming)
+        decision = resolve_refetched(stored, incoming) if fetched else decide(stored, incoming)
         if decision is Decision.REFETCH:
             STRIPE_STALE_EVENTS.labels(incoming.kind, decision.value).inc()
-            fetched = await self._fetch(stripe, incoming.kind, incoming.object_id, incoming)
-            if fetched is None:
+            current = await self._fetch(stripe, incoming.kind, incoming.object_id, incoming)
+            if current is None:
                 return
-            incoming = fetched
+            incoming = current
             decision = resolve_refetched(stored, incoming)
         if decision is not Decision.APPLY:
             if decision is not Decision.SAME:
@@ -217,13 +208,7 @@ class SalesforceBilling:
             if exc.http_status != 404:
                 raise
             return None
-        return tracked(
-            kind,
-            obj,
-            like.event_created,
-            event_type="customer.deleted" if obj.get("deleted") else "",
-            previous_customer=like.stripe_customer,
-        )
+        return _fetched(kind, obj, like.event_created, like.stripe_customer)
 
     def _count_own_echo(self, ctx: HandlerContext, stripe_event: _Event, kind: Kind) -> None:
         """A customer change sfstripe itself asked for changes no Stripe-owned field (ownership
@@ -293,12 +278,7 @@ class SalesforceBilling:
         return {name: _json_ready(value) for name, value in values.items()}
 
     async def _write(self, ctx: HandlerContext, account: str, values: dict[str, Any]) -> None:
-        written = await self._state.written("salesforce", account, list(values))
-        differing = {
-            name: value
-            for name, value in values.items()
-            if name not in written or not same_value(written[name], value)
-        }
+        differing = await self._state.unwritten("salesforce", account, values)
         if not differing:
             return
         sf = ctx.salesforce
@@ -308,7 +288,7 @@ class SalesforceBilling:
                 sf, "Account", account, differing, writes_enabled=ctx.writes_enabled
             )
         except SalesforceError as exc:
-            if not GONE.intersection(str(error.get("errorCode")) for error in exc.errors):
+            if not record_gone(exc):
                 raise
             # A deleted Account takes no writes; an undelete syncs it again, and the next
             # Stripe event writes what differs.

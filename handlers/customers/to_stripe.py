@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,11 +32,11 @@ from handlers.customers.mapping import (
     stripe_value,
 )
 from handlers.customers.salesforce_records import (
-    GONE,
     SalesforceRecords,
     flat_fields,
     flat_names,
     query_all,
+    record_gone,
     soql_literal,
 )
 from handlers.customers.snapshots import (
@@ -57,6 +58,7 @@ NAME = "stripe-customers"
 DELETED_MARK = "sf_account_deleted"
 OVERFLOW_MARGIN = timedelta(minutes=5)
 WHOLE_READS = ("UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE")
+ADDRESS = "address."
 
 
 class _Change(msgspec.Struct):
@@ -72,9 +74,12 @@ def is_account_id(value: str) -> bool:
     return value.startswith("001") and len(value) in (15, 18)
 
 
-def same_value(a: Any, b: Any) -> bool:
-    """Equal as JSON: what was stored (decoded JSON) against a fresh value."""
-    return msgspec.json.encode(a) == msgspec.json.encode(b)
+def whole_address(targets: set[str], every: Iterable[str]) -> set[str]:
+    """Stripe takes an address whole (a part sent alone clears the others): with one address
+    part, every mapped one."""
+    if any(target.startswith(ADDRESS) for target in targets):
+        return targets | {target for target in every if target.startswith(ADDRESS)}
+    return targets
 
 
 class StripeCustomers:
@@ -152,11 +157,9 @@ class StripeCustomers:
         contact_changed = bool(lookup) and lookup in changed
         if not (relevant or contact_changed):
             return
-        rules = [r for r in self._account_rules if any(n in relevant for n in r.reads())]
-        if any(rule.stripe.startswith("address.") for rule in rules):
-            # Stripe takes an address whole (a part sent alone clears the others).
-            rules += [r for r in self._account_rules if r.stripe.startswith("address.")]
-            rules = list(dict.fromkeys(rules))
+        touched = {r.stripe for r in self._account_rules if any(n in relevant for n in r.reads())}
+        targets = whole_address(touched, (rule.stripe for rule in self._account_rules))
+        rules = [rule for rule in self._account_rules if rule.stripe in targets]
         found = await self._changed_values(ctx, sf, account_id, values, rules)
         if found is None:
             return
@@ -234,14 +237,12 @@ class StripeCustomers:
         if current.get("deleted"):
             raise PermanentError(f"Stripe customer {customer} of {account_id} is deleted")
         differing = {
-            target: value
+            target
             for target, value in wanted.items()
             if (stripe_value(current, target) or "") != value
         }
-        if any(target.startswith("address.") for target in differing):
-            # Stripe takes an address whole (a part sent alone clears the others).
-            differing |= {t: v for t, v in wanted.items() if t.startswith("address.")}
-        await self._update(ctx, stripe, customer, differing)
+        sent = whole_address(differing, wanted)
+        await self._update(ctx, stripe, customer, {t: v for t, v in wanted.items() if t in sent})
         await self._write_customer_id(ctx, sf, account_id, customer)
 
     def _contact_values(self, contact: dict[str, Any] | None) -> dict[str, str]:
@@ -316,17 +317,14 @@ class StripeCustomers:
         self, ctx: HandlerContext, sf: SalesforceApi, account_id: str, customer: str
     ) -> None:
         field = account_fields.CUSTOMER_ID
-        written = await self._state.written("salesforce", account_id, [field])
-        if field in written and written[field] == customer:
+        if not await self._state.unwritten("salesforce", account_id, {field: customer}):
             return
         try:
             answer = await sf.request(
                 "PATCH", f"sobjects/Account/{account_id}", json={field: customer}
             )
         except SalesforceError as exc:
-            if exc.status != 404 and not GONE.intersection(
-                str(error.get("errorCode")) for error in exc.errors
-            ):
+            if exc.status != 404 and not record_gone(exc):
                 raise
             ctx.log.info("account_gone", account=account_id, stripe_customer=customer)
             return
@@ -361,13 +359,13 @@ class StripeCustomers:
         """`changed` minus sfstripe's own writes coming back: a field whose new value is what
         sfstripe last wrote there, or a field only sfstripe writes changed by a request carrying
         its client tag (the change event can come before the write's answer was recorded)."""
-        written = await self._state.written("salesforce", record_id, changed)
         tagged = self._tag in (change.change_origin or "")
+        new = {name: values.get(name) for name in changed}
+        fresh = await self._state.unwritten("salesforce", record_id, new)
         echoes = [
             name
             for name in changed
-            if (name in written and same_value(written[name], values.get(name)))
-            or (tagged and name in self._sfstripe_writes)
+            if name not in fresh or (tagged and name in self._sfstripe_writes)
         ]
         if echoes:
             ECHOES_SUPPRESSED.labels("salesforce", sobject).inc(len(echoes))
@@ -429,12 +427,7 @@ class StripeCustomers:
             return
         billing = await self._records.billing_contact(sf, account)
         wanted = self._contact_values(billing)
-        written = await self._state.written("stripe", customer[0], list(wanted))
-        differing = {
-            target: value
-            for target, value in wanted.items()
-            if target not in written or not same_value(written[target], value)
-        }
+        differing = await self._state.unwritten("stripe", customer[0], wanted)
         await self._update(ctx, stripe, customer[0], differing)
 
     def _contact_rule_touched(self, changed: list[str]) -> bool:

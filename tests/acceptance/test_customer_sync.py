@@ -23,6 +23,7 @@ from tests.acceptance.customer_sync_support import (
     sync_world,
 )
 from tests.acceptance.support import Daemon, run_cli
+from tests.stripe_billing import pay_with, subscribe
 from tests.waiting import wait_until
 
 DAY = 24 * 3600
@@ -70,23 +71,9 @@ async def test_accounts_and_contacts_become_customers_and_billing_comes_back(
         )
 
         # Stripe collects: a card, a subscription, a paid invoice.
-        card = await world.stripe.v1.payment_methods.attach_async(
-            "pm_card_visa", params={"customer": customer.id}
-        )
-        await world.stripe.v1.customers.update_async(
-            customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
-        )
-        product = await world.stripe.v1.products.create_async(params={"name": "Seats"})
-        price = await world.stripe.v1.prices.create_async(
-            params={
-                "product": product.id,
-                "currency": "eur",
-                "unit_amount": 1250,
-                "recurring": {"interval": "month"},
-            }
-        )
-        await world.stripe.v1.subscriptions.create_async(
-            params={"customer": customer.id, "items": [{"price": price.id, "quantity": 4}]}
+        await pay_with(world.stripe, customer.id, "pm_card_visa")
+        await subscribe(
+            world.stripe, customer.id, product="Seats", unit_amount=1250, currency="eur", quantity=4
         )
         paid = await settled(
             world,
@@ -105,12 +92,7 @@ async def test_accounts_and_contacts_become_customers_and_billing_comes_back(
         assert paid[fields.DUNNING_ATTEMPTS] == 0
 
         # The next renewal fails: dunning.
-        failing = await world.stripe.v1.payment_methods.attach_async(
-            "pm_card_chargeCustomerFail", params={"customer": customer.id}
-        )
-        await world.stripe.v1.customers.update_async(
-            customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
-        )
+        await pay_with(world.stripe, customer.id, "pm_card_chargeCustomerFail")
         world.emulator.advance(31 * DAY)
         dunning = await settled(
             world,
@@ -224,23 +206,9 @@ async def test_a_kill_mid_flight_and_backfills_neither_lose_nor_double(
             params={"name": "Old 1", "metadata": {"sf_account_id": old[1][:15]}}
         )
         # ... and pays a subscription that sends no more events once sfstripe is connected.
-        card = await world.stripe.v1.payment_methods.attach_async(
-            "pm_card_visa", params={"customer": adopted.id}
-        )
-        await world.stripe.v1.customers.update_async(
-            adopted.id, params={"invoice_settings": {"default_payment_method": card.id}}
-        )
-        product = await world.stripe.v1.products.create_async(params={"name": "Support"})
-        price = await world.stripe.v1.prices.create_async(
-            params={
-                "product": product.id,
-                "currency": "usd",
-                "unit_amount": 9900,
-                "recurring": {"interval": "year"},
-            }
-        )
-        await world.stripe.v1.subscriptions.create_async(
-            params={"customer": adopted.id, "items": [{"price": price.id}]}
+        await pay_with(world.stripe, adopted.id, "pm_card_visa")
+        await subscribe(
+            world.stripe, adopted.id, product="Support", unit_amount=9900, interval="year"
         )
         await world.stripe.v1.webhook_endpoints.update_async(
             endpoint.id, params={"disabled": False}

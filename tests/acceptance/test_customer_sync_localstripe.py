@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio.to_thread
-from stripe import StripeClient
 
 from handlers.customers import fields
 from tests.acceptance.customer_sync_support import (
@@ -34,6 +33,7 @@ from tests.acceptance.customer_sync_support import (
     settled,
 )
 from tests.acceptance.support import Daemon
+from tests.stripe_billing import pay_with
 
 # Only the customer fields localstripe accepts.
 MAPPING = """\
@@ -79,14 +79,6 @@ salesforce = "BillingContact.Email"
 stripe = "metadata.billing_contact"
 salesforce = "BillingContact.Name"
 """
-
-
-async def pay_with(stripe: StripeClient, customer: str, payment_method: str) -> None:
-    """Attach a payment method to the customer and make it the default for invoices."""
-    await stripe.v1.payment_methods.attach_async(payment_method, params={"customer": customer})
-    await stripe.v1.customers.update_async(
-        customer, params={"invoice_settings": {"default_payment_method": payment_method}}
-    )
 
 
 async def test_accounts_become_localstripe_customers_and_billing_comes_back(

@@ -30,6 +30,7 @@ from stream.stripe.routing import route
 from tests.acceptance.customer_sync_support import ORG_FIELDS
 from tests.salesforce_support import password_flow
 from tests.sfserver_fixture import API_VERSION, SalesforceServer
+from tests.stripe_billing import pay_with, subscribe
 
 DAY = 24 * 3600
 BILLING = [name for name in fields.WRITTEN if name != fields.CUSTOMER_ID]
@@ -51,31 +52,10 @@ async def billing_story(
             customer = await v1.customers.create_async(
                 params={"name": "Initech", "metadata": {"sf_account_id": account["id"]}}
             )
-            card = await v1.payment_methods.attach_async(
-                "pm_card_visa", params={"customer": customer.id}
-            )
-            await v1.customers.update_async(
-                customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
-            )
-            product = await v1.products.create_async(params={"name": "Seats"})
-            price = await v1.prices.create_async(
-                params={
-                    "product": product.id,
-                    "currency": "usd",
-                    "unit_amount": 999,
-                    "recurring": {"interval": "month"},
-                }
-            )
-            await v1.subscriptions.create_async(
-                params={"customer": customer.id, "items": [{"price": price.id}]}
-            )
+            await pay_with(client, customer.id, "pm_card_visa")
+            await subscribe(client, customer.id, product="Seats", unit_amount=999)
             emulator.advance(DAY)
-            failing = await v1.payment_methods.attach_async(
-                "pm_card_chargeCustomerFail", params={"customer": customer.id}
-            )
-            await v1.customers.update_async(
-                customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
-            )
+            await pay_with(client, customer.id, "pm_card_chargeCustomerFail")
             seen = await v1.events.list_async(params={"limit": 100})  # Stripe keeps 30 days
             emulator.advance(31 * DAY)
             later = await v1.events.list_async(params={"limit": 100})

@@ -9,6 +9,7 @@ import pytest_asyncio
 
 from stream.salesforce.auth import OAuthSettings
 from tests.sfserver_fixture import (
+    API_VERSION,
     CLIENT_ID,
     CLIENT_SECRET,
     INTEGRATION_PASSWORD,
@@ -33,3 +34,19 @@ def password_flow(server: SalesforceServer) -> OAuthSettings:
         username=INTEGRATION_USERNAME,
         password=INTEGRATION_PASSWORD,
     )
+
+
+def salesforce_variables(server: SalesforceServer) -> dict[str, str]:
+    """The integration user's settings for a daemon subprocess: password flow, Account and
+    Contact channels, every retained event."""
+    return {
+        "SFSTRIPE_SF_LOGIN_URL": server.base_url,
+        "SFSTRIPE_SF_AUTH_FLOW": "password",
+        "SFSTRIPE_SF_CLIENT_ID": CLIENT_ID,
+        "SFSTRIPE_SF_CLIENT_SECRET": CLIENT_SECRET,
+        "SFSTRIPE_SF_USERNAME": INTEGRATION_USERNAME,
+        "SFSTRIPE_SF_PASSWORD": INTEGRATION_PASSWORD,
+        "SFSTRIPE_SF_API_VERSION": API_VERSION,
+        "SFSTRIPE_SF_CHANNELS": "/data/AccountChangeEvent,/data/ContactChangeEvent",
+        "SFSTRIPE_SF_INITIAL_REPLAY": "-2",
+    }

@@ -21,12 +21,9 @@ from tests.acceptance.support import Daemon, base_environment
 from tests.localstripe_fixture import API_KEY as LOCALSTRIPE_KEY
 from tests.localstripe_fixture import LocalStripe, running_localstripe
 from tests.pgproxy import free_port
+from tests.salesforce_support import salesforce_variables
 from tests.sfserver_fixture import (
     API_VERSION,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    INTEGRATION_PASSWORD,
-    INTEGRATION_USERNAME,
     SalesforceServer,
 )
 from tests.waiting import wait_until
@@ -69,15 +66,7 @@ def daemon_environment(
     return base_environment(
         SFSTRIPE_DATABASE_URL=dsn,
         SFSTRIPE_HTTP_PORT=str(http_port),
-        SFSTRIPE_SF_LOGIN_URL=sf.base_url,
-        SFSTRIPE_SF_AUTH_FLOW="password",
-        SFSTRIPE_SF_CLIENT_ID=CLIENT_ID,
-        SFSTRIPE_SF_CLIENT_SECRET=CLIENT_SECRET,
-        SFSTRIPE_SF_USERNAME=INTEGRATION_USERNAME,
-        SFSTRIPE_SF_PASSWORD=INTEGRATION_PASSWORD,
-        SFSTRIPE_SF_API_VERSION=API_VERSION,
-        SFSTRIPE_SF_CHANNELS="/data/AccountChangeEvent,/data/ContactChangeEvent",
-        SFSTRIPE_SF_INITIAL_REPLAY="-2",
+        **salesforce_variables(sf),
         SFSTRIPE_STRIPE_API_KEY=stripe_key,
         SFSTRIPE_STRIPE_API_BASE=stripe_base,
         SFSTRIPE_STRIPE_WEBHOOK_SECRETS=webhook_secret,

@@ -9,30 +9,15 @@ from typing import Any
 import anyio.to_thread
 
 from tests.acceptance.support import Daemon, base_environment, json_lines, run_cli
+from tests.salesforce_support import salesforce_variables
 from tests.sfserver_fixture import (
-    API_VERSION,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    INTEGRATION_PASSWORD,
-    INTEGRATION_USERNAME,
     SalesforceServer,
 )
 from tests.waiting import wait_until
 
 
 def salesforce_env(server: SalesforceServer, dsn: str) -> dict[str, str]:
-    return base_environment(
-        SFSTRIPE_DATABASE_URL=dsn,
-        SFSTRIPE_SF_LOGIN_URL=server.base_url,
-        SFSTRIPE_SF_AUTH_FLOW="password",
-        SFSTRIPE_SF_CLIENT_ID=CLIENT_ID,
-        SFSTRIPE_SF_CLIENT_SECRET=CLIENT_SECRET,
-        SFSTRIPE_SF_USERNAME=INTEGRATION_USERNAME,
-        SFSTRIPE_SF_PASSWORD=INTEGRATION_PASSWORD,
-        SFSTRIPE_SF_API_VERSION=API_VERSION,
-        SFSTRIPE_SF_CHANNELS="/data/AccountChangeEvent,/data/ContactChangeEvent",
-        SFSTRIPE_SF_INITIAL_REPLAY="-2",
-    )
+    return base_environment(SFSTRIPE_DATABASE_URL=dsn, **salesforce_variables(server))
 
 
 async def logged(env: dict[str, str], workdir: Path) -> list[dict[str, Any]]:

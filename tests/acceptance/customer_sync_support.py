@@ -278,3 +278,22 @@ async def create_globex(sf: SalesforceServer) -> str:
         },
     )
     return account
+
+
+async def paid_by_visa(world: World, account_id: str, amount_due: float, currency: str) -> Any:
+    """Wait until the Account shows a current subscription whose last invoice a test Visa card
+    paid; the Account."""
+    paid = await settled(
+        world,
+        account_id,
+        **{
+            fields.BILLING_STATUS: "current",
+            fields.INVOICE_STATUS: "paid",
+            fields.PAYMENT_METHOD_LAST4: "4242",
+        },
+    )
+    assert paid[fields.INVOICE_AMOUNT_DUE] == amount_due
+    assert paid[fields.INVOICE_CURRENCY] == currency
+    assert paid[fields.PAYMENT_METHOD_BRAND] == "visa"
+    assert paid[fields.DUNNING_ATTEMPTS] == 0
+    return paid

@@ -223,6 +223,25 @@ def dead_letters(world: SyncWorld, workdir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+async def parked_letter(world: SyncWorld, workdir: Path, customer: str) -> dict[str, Any]:
+    """Wait for the customer's lane to park on a dead letter: the only one there is."""
+
+    async def parked() -> bool:
+        letters = await anyio.to_thread.run_sync(dead_letters, world, workdir)
+        return any(letter["customer"] == customer for letter in letters)
+
+    await wait_until(parked, within=60)
+    [letter] = await anyio.to_thread.run_sync(dead_letters, world, workdir)
+    return letter
+
+
+async def retry_dead_letter(world: SyncWorld, workdir: Path, letter: dict[str, Any]) -> None:
+    retried = await anyio.to_thread.run_sync(
+        lambda: run_cli("dlq", "retry", str(letter["id"]), env=world.env, cwd=workdir)
+    )
+    assert retried.returncode == 0, retried.stderr
+
+
 async def new_account(world: SyncWorld, **values: Any) -> str:
     return str((await world.sf.edit_record("Account", values))["id"])
 
@@ -358,13 +377,7 @@ async def test_an_unmappable_country_is_a_dead_letter_until_fixed_and_retried(
         sf = world.sf
         daemon = await started(world, daemons)
         lost = await new_account(world, Name="Lost City Ltd", BillingCountry="Atlantis")
-
-        async def parked() -> bool:
-            letters = await anyio.to_thread.run_sync(dead_letters, world, workdir)
-            return any(letter["customer"] == lost for letter in letters)
-
-        await wait_until(parked, within=60)
-        [letter] = await anyio.to_thread.run_sync(dead_letters, world, workdir)
+        letter = await parked_letter(world, workdir, lost)
         assert letter["handler"] == HANDLER
         assert letter["status"] == "parked"
         assert "BillingCountry" in letter["reason"]
@@ -379,10 +392,7 @@ async def test_an_unmappable_country_is_a_dead_letter_until_fixed_and_retried(
 
         # Someone fixes the country, then retries the dead letter: the account syncs.
         await sf.edit_record("Account", {"BillingCountry": "Portugal"}, record_id=lost)
-        retried = await anyio.to_thread.run_sync(
-            lambda: run_cli("dlq", "retry", str(letter["id"]), env=world.env, cwd=workdir)
-        )
-        assert retried.returncode == 0, retried.stderr
+        await retry_dead_letter(world, workdir, letter)
         await linked_customer(world, lost, name="Lost City Ltd", **{"address.country": "PT"})
         assert await anyio.to_thread.run_sync(dead_letters, world, workdir) == []
         assert metric(daemon, "sfstripe_dead_letters_total") == 1
@@ -399,20 +409,11 @@ async def test_an_unmappable_country_on_an_update_syncs_once_fixed_and_retried(
         await linked_customer(world, account, **{"address.country": "FR"})
 
         await sf.edit_record("Account", {"BillingCountry": "Atlantis"}, record_id=account)
-
-        async def parked() -> bool:
-            letters = await anyio.to_thread.run_sync(dead_letters, world, workdir)
-            return any(letter["customer"] == account for letter in letters)
-
-        await wait_until(parked, within=60)
-        [letter] = await anyio.to_thread.run_sync(dead_letters, world, workdir)
+        letter = await parked_letter(world, workdir, account)
         assert "Atlantis" in letter["reason"]
 
         await sf.edit_record("Account", {"BillingCountry": "Spain"}, record_id=account)
-        retried = await anyio.to_thread.run_sync(
-            lambda: run_cli("dlq", "retry", str(letter["id"]), env=world.env, cwd=workdir)
-        )
-        assert retried.returncode == 0, retried.stderr
+        await retry_dead_letter(world, workdir, letter)
         await customer_settled(world, account, **{"address.country": "ES"})
         assert await anyio.to_thread.run_sync(dead_letters, world, workdir) == []
         assert await anyio.to_thread.run_sync(daemon.stop) == 0

@@ -30,6 +30,7 @@ from tests.acceptance.customer_sync_support import (
     customer_settled,
     localstripe_world,
     metric,
+    paid_by_visa,
     settled,
 )
 from tests.acceptance.support import Daemon
@@ -128,20 +129,8 @@ async def test_accounts_become_localstripe_customers_and_billing_comes_back(
             params={"customer": customer.id, "items": [{"plan": plan.id, "quantity": 4}]}
         )
         assert subscription.status == "active"
-        paid = await settled(
-            world,
-            account,
-            **{
-                fields.BILLING_STATUS: "current",
-                fields.INVOICE_STATUS: "paid",
-                fields.PAYMENT_METHOD_LAST4: "4242",
-            },
-        )
-        assert paid[fields.INVOICE_AMOUNT_DUE] == 50.0
-        assert paid[fields.INVOICE_CURRENCY] == "EUR"
-        assert paid[fields.PAYMENT_METHOD_BRAND] == "visa"
+        paid = await paid_by_visa(world, account, 50.0, "EUR")
         assert paid[fields.PAYMENT_METHOD_EXPIRY] == "12/2030"
-        assert paid[fields.DUNNING_ATTEMPTS] == 0
         assert not paid[fields.NEXT_PAYMENT_ATTEMPT]
 
         # A declined card: a second subscription's first payment fails and leaves it

@@ -2,7 +2,9 @@
 were never seen one by one (a backfill of accounts older than sfstripe, an overflow event).
 
 The event id names why and which version (`backfill:<LastModifiedDate>:<Id>`), so running the same
-backfill twice stores nothing new, while a later change of the account makes a new snapshot.
+backfill twice stores nothing new, while a later change of the account makes a new snapshot. The
+handler takes a snapshot as the cue to re-read the Account (a change applied since must not be
+undone); the record it carries is what the backfill saw, kept for people reading the log.
 """
 
 from __future__ import annotations

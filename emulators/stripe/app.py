@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -295,31 +296,24 @@ async def _portal_action(request: web.Request) -> web.Response:
     return _json(result)
 
 
-async def _portal_page(request: web.Request) -> web.Response:
-    account = request.app[ACCOUNT]
-    try:
-        html = portal.page(account, request.match_info["session"])
-    except StripeError as exc:
-        return _error(exc, None)
-    return web.Response(text=html, content_type="text/html")
+Page = Callable[[Account, str], str | bytes]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
-async def _hosted_invoice(request: web.Request) -> web.Response:
-    account = request.app[ACCOUNT]
-    try:
-        html = invoices.hosted_page(account, request.match_info["id"])
-    except StripeError as exc:
-        return _error(exc, None)
-    return web.Response(text=html, content_type="text/html")
+def _page(render: Page, param: str, content_type: str) -> Handler:
+    """A page the emulator renders itself (portal, hosted invoice, its PDF) for a path
+    parameter; an unknown id answers as the API would."""
 
+    async def serve(request: web.Request) -> web.Response:
+        try:
+            content = render(request.app[ACCOUNT], request.match_info[param])
+        except StripeError as exc:
+            return _error(exc, None)
+        if isinstance(content, str):
+            return web.Response(text=content, content_type=content_type)
+        return web.Response(body=content, content_type=content_type)
 
-async def _invoice_pdf(request: web.Request) -> web.Response:
-    account = request.app[ACCOUNT]
-    try:
-        pdf = invoices.pdf(account, request.match_info["id"])
-    except StripeError as exc:
-        return _error(exc, None)
-    return web.Response(body=pdf, content_type="application/pdf")
+    return serve
 
 
 def build_app(account: Account | None = None) -> web.Application:
@@ -342,9 +336,9 @@ def build_app(account: Account | None = None) -> web.Application:
     app.router.add_delete("/_emulator/faults", _clear_faults)
     app.router.add_get("/_emulator/webhook_attempts", _attempts)
     app.router.add_post("/_emulator/webhooks/settle", _settle)
-    app.router.add_get("/_emulator/portal/{session}", _portal_page)
+    app.router.add_get("/_emulator/portal/{session}", _page(portal.page, "session", "text/html"))
     app.router.add_post("/_emulator/portal/{session}/{action}", _portal_action)
-    app.router.add_get("/_emulator/invoices/{id}", _hosted_invoice)
-    app.router.add_get("/_emulator/invoices/{id}/pdf", _invoice_pdf)
+    app.router.add_get("/_emulator/invoices/{id}", _page(invoices.hosted_page, "id", "text/html"))
+    app.router.add_get("/_emulator/invoices/{id}/pdf", _page(invoices.pdf, "id", "application/pdf"))
     app.router.add_route("*", "/v1/{tail:.*}", _api)
     return app
